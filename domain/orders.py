@@ -1,0 +1,216 @@
+"""Orders as Clerk sees them on every channel, and the checks that hold them.
+
+A channel's mapping turns vendor JSON into a `ChannelOrder`; the quality suite
+quarantines what cannot be an order; `hold_reasons` then says why a readable
+order still needs a person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from domain.money import cents
+from domain.reasons import Hold
+
+
+class Lifecycle(StrEnum):
+    """Where the order stands upstream, in the channel's own books."""
+
+    OPEN = "open"
+    FULFILLED = "fulfilled"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class Status(StrEnum):
+    """Clerk's status of an order (the contract's export values)."""
+
+    ACCEPTED = "accepted"
+    HELD = "held"
+    CANCELLED = "cancelled"
+    FULFILLED = "fulfilled"
+
+
+class Risk(StrEnum):
+    """The channel's own risk assessment, normalised."""
+
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A postal address; personal data, stored apart from the order."""
+
+    name: str | None = None
+    company: str | None = None
+    street1: str | None = None
+    street2: str | None = None
+    city: str | None = None
+    province: str | None = None
+    postal_code: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """Who bought; personal data, stored apart from the order."""
+
+    external_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    """One line; `quantity` is as read (None when unreadable) until the quality suite passes it."""
+
+    sku: str | None
+    title: str
+    quantity: Decimal | None
+    unit_price: Decimal
+    discount: Decimal = Decimal(0)  # the line's total discount, all units
+    requires_shipping: bool = True
+
+    @property
+    def units(self) -> int:
+        """The quantity as a whole number; only valid after the quality suite."""
+        return int(self.quantity or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOrder:
+    """An order as read from one channel, in the order's currency."""
+
+    channel: str
+    external_id: str
+    number: str
+    currency: str
+    placed_at: datetime
+    updated_at: datetime
+    lifecycle: Lifecycle
+    lines: tuple[OrderLine, ...]
+    total: Decimal
+    shipping: Decimal = Decimal(0)
+    tax: Decimal = Decimal(0)
+    discounts: Decimal = Decimal(0)
+    taxes_included: bool = False
+    requires_shipping: bool = True
+    ship_to: Address | None = None
+    customer: Customer | None = None
+    risk: Risk = Risk.NONE
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ship_to_country(self) -> str | None:
+        return self.ship_to.country if self.ship_to else None
+
+    def fingerprint(self) -> str:
+        """A digest of everything Clerk stores, so a touch upstream with no change is `unchanged`."""
+        content = asdict(self)
+        content.pop("updated_at")
+        return hashlib.sha256(json.dumps(content, default=str, sort_keys=True).encode()).hexdigest()
+
+    def demand(self) -> dict[str, int]:
+        """Units wanted per SKU (lines without a SKU are left out)."""
+        wanted: dict[str, int] = {}
+        for line in self.lines:
+            if line.sku:
+                wanted[line.sku] = wanted.get(line.sku, 0) + line.units
+        return wanted
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogPrice:
+    """The master price of a SKU."""
+
+    price: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTolerance:
+    """How far a line's price may stray from the catalog's: the larger of the two bounds."""
+
+    absolute: Decimal = Decimal("0.01")
+    relative: Decimal = Decimal("0.01")
+
+    def allows(self, price: Decimal, expected: Decimal) -> bool:
+        return abs(price - expected) <= max(self.absolute, abs(expected) * self.relative)
+
+
+# Countries whose addresses have no postal code (Universal Postal Union list, abridged).
+NO_POSTAL_CODE = frozenset(
+    "AE AG AO AW BF BI BJ BO BS BW BZ CD CF CG CI CK CM DJ DM ER FJ GA GD GH GM GN GQ GY HK "
+    "JM KI KM KN KP LC ML MO MR MS MW NR NU QA RW SB SC SL SR SS ST SY TD TG TK TL TO TV "
+    "TZ UG VU YE ZW".split()
+)
+
+
+def is_history(order: ChannelOrder) -> bool:
+    """Fulfilled or closed upstream: stored and counted as demand, never held or reserved."""
+    return order.lifecycle in (Lifecycle.FULFILLED, Lifecycle.CLOSED)
+
+
+def address_complete(address: Address | None) -> bool:
+    """Name, street, city, country, and a postal code where the country uses one."""
+    if address is None:
+        return False
+    needed = [address.name, address.street1, address.city, address.country]
+    if address.country not in NO_POSTAL_CODE:
+        needed.append(address.postal_code)
+    return all(value and str(value).strip() for value in needed)
+
+
+def expected_total(order: ChannelOrder) -> Decimal:
+    """Lines + shipping + tax - discounts; tax is already inside prices when included."""
+    lines = sum((line.unit_price * line.units for line in order.lines), Decimal(0))
+    tax = Decimal(0) if order.taxes_included else order.tax
+    return lines + order.shipping + tax - order.discounts
+
+
+def price_explained(line: OrderLine, catalog: CatalogPrice, tolerance: PriceTolerance) -> bool:
+    """The catalog price, or the catalog price once the line's discount is added back."""
+    if tolerance.allows(line.unit_price, catalog.price):
+        return True
+    per_unit_discount = line.discount / line.units if line.units else Decimal(0)
+    return tolerance.allows(line.unit_price + per_unit_discount, catalog.price)
+
+
+def hold_reasons(
+    order: ChannelOrder,
+    catalog: Mapping[str, CatalogPrice],
+    tolerance: PriceTolerance = PriceTolerance(),
+) -> list[Hold]:
+    """Every reason, stock aside, why a readable open order needs a person.
+
+    Stock is decided across a whole batch by `domain.stock.allocate`, since orders
+    compete for it.
+    """
+    reasons: list[Hold] = []
+    if any(not line.sku or line.sku not in catalog for line in order.lines):
+        reasons.append(Hold.UNKNOWN_SKU)
+    for line in order.lines:
+        entry = catalog.get(line.sku or "")
+        if entry and entry.currency == order.currency and not price_explained(line, entry, tolerance):
+            reasons.append(Hold.PRICE_MISMATCH)
+            break
+    if order.requires_shipping and not address_complete(order.ship_to):
+        reasons.append(Hold.INCOMPLETE_ADDRESS)
+    if abs(cents(expected_total(order)) - cents(order.total)) > Decimal("0.01"):
+        reasons.append(Hold.TOTAL_MISMATCH)
+    if order.risk == Risk.HIGH:
+        reasons.append(Hold.HIGH_RISK)
+    return reasons

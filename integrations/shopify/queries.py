@@ -1,0 +1,117 @@
+"""Every GraphQL document the Shopify client sends, in one place.
+
+A test validates each against the real Admin schema; the sandbox's SDL must cover them.
+Page sizes are chosen so a query's requested cost stays under Shopify's 1,000-point
+ceiling: a connection costs 2 + first x (its node's cost), objects 1, scalars 0.
+"""
+
+from __future__ import annotations
+
+ORDERS_PER_PAGE = 10
+LINES_PER_ORDER_PAGE = 15
+LINES_PER_FOLLOW_UP = 100
+VARIANTS_PER_PAGE = 100
+
+_MONEY = "shopMoney { amount currencyCode }"
+
+ORDER_FIELDS = f"""
+id name createdAt updatedAt processedAt cancelledAt closed closedAt
+displayFulfillmentStatus currencyCode taxesIncluded requiresShipping
+totalPriceSet {{ {_MONEY} }}
+totalShippingPriceSet {{ {_MONEY} }}
+totalTaxSet {{ {_MONEY} }}
+totalDiscountsSet {{ {_MONEY} }}
+email phone
+customer {{ id firstName lastName defaultEmailAddress {{ emailAddress }} defaultPhoneNumber {{ phoneNumber }} }}
+shippingAddress {{ name firstName lastName company address1 address2 city province provinceCode zip countryCodeV2 phone }}
+risk {{ recommendation assessments {{ riskLevel }} }}
+"""
+
+LINE_FIELDS = f"""
+id sku title quantity requiresShipping
+originalUnitPriceSet {{ {_MONEY} }}
+totalDiscountSet {{ {_MONEY} }}
+"""
+
+ORDERS_PAGE = f"""
+query OrdersPage($first: Int!, $after: String, $query: String!) {{
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{
+      {ORDER_FIELDS}
+      lineItems(first: {LINES_PER_ORDER_PAGE}) {{
+        pageInfo {{ hasNextPage endCursor }}
+        nodes {{ {LINE_FIELDS} }}
+      }}
+    }}
+  }}
+}}
+"""
+
+ORDER_LINES_PAGE = f"""
+query OrderLinesPage($id: ID!, $after: String) {{
+  order(id: $id) {{
+    id
+    lineItems(first: {LINES_PER_FOLLOW_UP}, after: $after) {{
+      pageInfo {{ hasNextPage endCursor }}
+      nodes {{ {LINE_FIELDS} }}
+    }}
+  }}
+}}
+"""
+
+# Bulk queries take connections without `first`; each line item arrives on a JSONL
+# line of its own carrying `__parentId`.
+BULK_ORDERS_QUERY = f"""
+{{
+  orders(sortKey: UPDATED_AT) {{
+    edges {{ node {{
+      {ORDER_FIELDS}
+      lineItems {{ edges {{ node {{ {LINE_FIELDS} }} }} }}
+    }} }}
+  }}
+}}
+"""
+
+BULK_RUN = """
+mutation BulkRun($query: String!) {
+  bulkOperationRunQuery(query: $query, groupObjects: false) {
+    bulkOperation { id status createdAt }
+    userErrors { field message code }
+  }
+}
+"""
+
+BULK_STATUS = """
+query BulkStatus($id: ID!) {
+  bulkOperation(id: $id) {
+    id status errorCode createdAt completedAt objectCount rootObjectCount fileSize url partialDataUrl
+  }
+}
+"""
+
+VARIANTS_PAGE = f"""
+query VariantsPage($first: Int!, $after: String, $query: String) {{
+  productVariants(first: $first, after: $after, query: $query, sortKey: ID) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{
+      id sku title price barcode updatedAt
+      product {{ id title handle productType status }}
+    }}
+  }}
+}}
+"""
+
+SHOP_PING = """
+query ShopPing { shop { id name currencyCode } }
+"""
+
+ALL_DOCUMENTS = {
+    "OrdersPage": ORDERS_PAGE,
+    "OrderLinesPage": ORDER_LINES_PAGE,
+    "BulkOrdersQuery": BULK_ORDERS_QUERY,
+    "BulkRun": BULK_RUN,
+    "BulkStatus": BULK_STATUS,
+    "VariantsPage": VARIANTS_PAGE,
+    "ShopPing": SHOP_PING,
+}

@@ -1,0 +1,16 @@
+"""Clerk's database: typed SQLAlchemy 2 mappings, the engine, and migrations."""
+
+from models.alerts import AuditEntry, SentAlert
+from models.base import Base
+from models.catalog import Product, Variant
+from models.customers import Customer, CustomerPII
+from models.ledger import SideEffect
+from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
+from models.stock import StockMovement
+from models.sync import SyncWatermark
+
+__all__ = [
+    "AuditEntry", "Base", "Customer", "CustomerPII", "Order", "OrderAddress", "OrderHold",
+    "OrderLine", "Product", "QuarantinedPayload", "SentAlert", "SideEffect", "StockMovement",
+    "SyncWatermark", "Variant",
+]
