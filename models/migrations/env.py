@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from alembic import context
 
-from integrations.settings import Settings
 from models import Base
 from models.db import engine_for
 
 config = context.config
-url = config.attributes.get("url") or Settings().database_url
+url = config.attributes.get("url") or os.environ.get("CLERK_DATABASE_URL", "sqlite:///./clerk.db")
 engine = engine_for(url)
 
 with engine.begin() as connection:

@@ -1,0 +1,152 @@
+"""The `clerk` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from deployments.runs import quiet_prefect_defaults
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from integrations.settings import cached_settings
+
+    return cached_settings()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from deployments.runs import parse_params, run_flow, stdout_to_stderr
+
+    with stdout_to_stderr() as stdout:
+        try:
+            summary, ok = run_flow(args.flow, parse_params(args.param or []))
+        except KeyError as exc:
+            print(f"error: {exc.args[0]}", file=sys.stderr)
+            return 2
+    if args.json:
+        stdout.write(json.dumps(summary, default=str) + "\n")
+    else:
+        print(json.dumps(summary, indent=2, default=str))
+    if not ok:
+        print(f"error: {summary['flow']} failed: {summary.get('error')}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from models.db import upgrade
+
+    upgrade(_settings().database_url)
+    print("database is up to date", file=sys.stderr)
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from deployments.importing import import_catalog, import_stock
+    from domain.catalog import RowError
+    from models.db import upgrade
+
+    url = _settings().database_url
+    upgrade(url)
+    try:
+        report = (import_catalog if args.entity == "catalog" else import_stock)(url, Path(args.file))
+    except (RowError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line, why in report.rejected:
+        print(f"{args.file}:{line}: {why}", file=sys.stderr)
+    print(json.dumps({"imported": report.landed, "rejected": len(report.rejected), **report.detail}))
+    return 1 if report.rejected else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from deployments.writers import write_records
+    from models.db import unit_of_work, upgrade
+    from models.exports import EXPORTS
+
+    if args.entity not in EXPORTS:
+        print(f"error: unknown entity {args.entity!r}; known: {', '.join(sorted(EXPORTS))}", file=sys.stderr)
+        return 2
+    url = _settings().database_url
+    upgrade(url)
+    output = Path(args.output) if args.output else None
+    if output is None and args.format == "xlsx":
+        output = Path(f"{args.entity}.xlsx")
+    with unit_of_work(url) as session:
+        count = write_records(EXPORTS[args.entity](session, include_pii=args.include_pii), args.format, output)
+    print(f"{count} {args.entity} records" + (f" written to {output}" if output else ""), file=sys.stderr)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from deployments.serve import serve_all
+
+    serve_all()
+    return 0
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from deployments.demo import serve_sandboxes
+
+    serve_sandboxes(orders=args.orders, seed=args.seed, fault_rate=args.fault_rate)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from deployments.demo import run_demo
+
+    return run_demo(Path(args.workdir), orders=args.orders, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clerk", description="An e-commerce clerk's back office, as Prefect flows.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="a simulated day of every flow against the sandboxes")
+    demo.add_argument("--workdir", default="clerk-demo")
+    demo.add_argument("--orders", type=int, default=3000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(handler=_cmd_demo)
+
+    sandbox = commands.add_parser("sandbox", help="serve the sandboxes on loopback")
+    sandbox.add_argument("--orders", type=int, default=3000)
+    sandbox.add_argument("--seed", type=int, default=7)
+    sandbox.add_argument("--fault-rate", type=float, default=0.0)
+    sandbox.set_defaults(handler=_cmd_sandbox)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"])
+    db.set_defaults(handler=_cmd_db)
+
+    run = commands.add_parser("run", help="run one flow now")
+    run.add_argument("flow")
+    run.add_argument("--param", action="append", metavar="KEY=VALUE")
+    run.add_argument("--json", action="store_true", help="print exactly one JSON summary on stdout")
+    run.set_defaults(handler=_cmd_run)
+
+    export = commands.add_parser("export", help="write records")
+    export.add_argument("entity")
+    export.add_argument("--format", choices=["jsonl", "csv", "xlsx"], default="jsonl")
+    export.add_argument("--output")
+    export.add_argument("--include-pii", action="store_true")
+    export.set_defaults(handler=_cmd_export)
+
+    imports = commands.add_parser("import", help="import a CSV file")
+    imports.add_argument("entity", choices=["catalog", "stock"])
+    imports.add_argument("file")
+    imports.set_defaults(handler=_cmd_import)
+
+    serve = commands.add_parser("serve", help="serve every deployment with its schedule")
+    serve.set_defaults(handler=_cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_prefect_defaults()
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

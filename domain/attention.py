@@ -1,0 +1,60 @@
+"""What needs a person after a run, summed up as one alert without personal data."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsAttention:
+    """A held order or a quarantined payload not yet told to the clerks."""
+
+    kind: str  # "hold" | "quarantine"
+    row_id: int
+    channel: str
+    reference: str  # order number or external id: never personal data
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertText:
+    incident: str
+    title: str
+    lines: tuple[str, ...]
+    counts: dict[str, int]
+
+
+MAX_LISTED = 10
+
+
+def summarise(flow: str, items: Sequence[NeedsAttention]) -> AlertText | None:
+    """One alert for everything new that needs a person; None when nothing does.
+
+    The incident key is a digest of exactly what is reported, so the same items are
+    never announced twice.
+    """
+    if not items:
+        return None
+    keys = sorted(f"{i.kind}:{i.row_id}" for i in items)
+    incident = f"{flow}:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
+    counts = dict(sorted(Counter(i.reason for i in items).items()))
+    held = {(i.channel, i.reference) for i in items if i.kind == "hold"}
+    quarantined = sum(1 for i in items if i.kind == "quarantine")
+    parts = []
+    if held:
+        parts.append(f"{len(held)} order{'s' if len(held) != 1 else ''} held")
+    if quarantined:
+        parts.append(f"{quarantined} payload{'s' if quarantined != 1 else ''} quarantined")
+    reasons_by_ref: dict[tuple[str, str, str], list[str]] = {}
+    for item in items:
+        reasons_by_ref.setdefault((item.kind, item.channel, item.reference), []).append(item.reason)
+    listed = [
+        f"{'held' if kind == 'hold' else 'quarantined'} {reference} ({channel}): {', '.join(sorted(reasons))}"
+        for (kind, channel, reference), reasons in sorted(reasons_by_ref.items())[:MAX_LISTED]
+    ]
+    if len(reasons_by_ref) > MAX_LISTED:
+        listed.append(f"… and {len(reasons_by_ref) - MAX_LISTED} more (clerk export orders / quarantine)")
+    return AlertText(incident, f"{flow}: " + ", ".join(parts), tuple(listed), counts)

@@ -1,0 +1,39 @@
+"""Telling the clerks: one message per run for what needs a person, one more if the run had trouble."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger
+
+from domain.attention import summarise
+from domain.redact import redact
+from integrations.protocols import Alert
+from tasks.alerts import find_untold, incident_already_sent, mark_told, send_alert
+
+
+def tell_clerks(flow: str, flow_run_id: str | None, link: str | None) -> int:
+    """Posts one alert for every hold and quarantine not yet told; returns alerts sent (0 or 1)."""
+    items = find_untold()
+    text = summarise(flow, items)
+    if text is None:
+        return 0
+    sent, reference = 0, None
+    if not incident_already_sent(text.incident):
+        reference = send_alert(Alert(text.incident, text.title, text.lines, text.counts, link))
+        sent = 1
+    mark_told(items, text.incident, flow, flow_run_id, reference, {"counts": text.counts})
+    return sent
+
+
+def report_trouble(flow: str, flow_run_id: str | None, link: str | None, error: BaseException) -> None:
+    """Best effort: a failing Slack must not hide the failure being reported."""
+    alert = Alert(
+        incident=f"{flow}:failed:{flow_run_id}",
+        title=f"{flow} failed",
+        lines=(redact(f"{type(error).__name__}: {error}")[:500],),
+        link=link,
+        severity="error",
+    )
+    try:
+        send_alert.fn(alert)
+    except Exception as exc:  # noqa: BLE001 - the original error is re-raised by the caller
+        get_run_logger().warning("could not post the failure alert: %s", type(exc).__name__)

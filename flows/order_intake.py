@@ -1,0 +1,142 @@
+"""order-intake: pull new and changed orders, check them, store them, reserve stock, alert once.
+
+fetch (channel) → check (quality suite) → decide (domain) → store (one transaction per
+batch, watermark last) → alert (one Slack message for what needs a person).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
+
+from domain.intake import Tally, decide_batch
+from domain.orders import PriceTolerance
+from domain.reasons import ALL_REASONS
+from integrations.protocols import OrderExport, Payload
+from integrations.settings import Intake, cached_settings
+from integrations.wiring import enabled_channels, order_source
+from flows.alerting import report_trouble, tell_clerks
+from tasks.catalog import fetch_channel_catalog, store_channel_catalog
+from tasks.orders import (
+    advance_watermark,
+    check_orders,
+    download_order_export,
+    fetch_changed_orders,
+    load_intake_context,
+    load_watermark,
+    start_order_export,
+    store_orders,
+    wait_for_order_export,
+)
+
+FLOW = "order-intake"
+
+
+def _process(
+    channel: str, payloads: list[Payload], tally: Tally, tolerance: PriceTolerance,
+    synced_through: datetime | None, state: dict[str, Any],
+) -> None:
+    checked = check_orders(channel, quote(payloads))
+    context = load_intake_context(channel, quote(checked.orders))
+    known = {external_id: stored for external_id, (_, stored) in context.known.items()}
+    decisions = decide_batch(checked.orders, known, context.catalog, context.available, tolerance)
+    store_orders(channel, quote(decisions), quote(checked.rejections), quote(context.known), synced_through, state)
+    tally.record(channel, decisions, checked.rejections)
+
+
+def _incremental(channel: str, since: datetime | None, tally: Tally, settings: Intake, tolerance: PriceTolerance) -> None:
+    if since is not None:  # re-read a little: search indexes lag behind the newest writes
+        since -= timedelta(seconds=settings.watermark_overlap_seconds)
+    cursor = None
+    while True:
+        page = fetch_changed_orders(channel, since, cursor, settings.batch_size)
+        if page.payloads:
+            _process(channel, page.payloads, tally, tolerance, page.high_water, {})
+        if page.cursor is None:
+            return
+        cursor = page.cursor
+
+
+def _backfill(channel: str, source: OrderExport, state: dict[str, Any], tally: Tally, settings: Intake, tolerance: PriceTolerance) -> datetime:
+    """A store's whole history through the channel's export; resumes a crashed run's export."""
+    resume = state.get("backfill", {})
+    status = start_order_export(channel, resume.get("job_id"))
+    done = int(resume.get("done", 0)) if resume.get("job_id") == status.job_id else 0
+    job = {"job_id": status.job_id, "started_at": status.started_at.isoformat()}
+    advance_watermark(channel, None, {"backfill": job | {"done": done}})
+    status = wait_for_order_export(channel, status.job_id)
+    path = download_order_export(channel, status.url)
+    progress = create_progress_artifact(0.0, description=f"{channel} backfill: {status.root_count} orders")
+    position = 0
+    try:
+        for payloads in source.read_export(path, settings.backfill_batch_size):
+            start, position = position, position + len(payloads)
+            if position <= done:
+                continue
+            fresh = payloads[max(done - start, 0):]
+            _process(channel, fresh, tally, tolerance, None, {"backfill": job | {"done": position}})
+            update_progress_artifact(progress, 100.0 * position / max(status.root_count, 1))
+    finally:
+        os.unlink(path)
+    update_progress_artifact(progress, 100.0)
+    advance_watermark(channel, status.started_at, {})
+    return status.started_at
+
+
+def _sync_channel(channel: str, tally: Tally, settings: Intake, tolerance: PriceTolerance) -> None:
+    store_channel_catalog(channel, quote(fetch_channel_catalog(channel)))
+    watermark = load_watermark(channel)
+    source = order_source(channel)
+    since = watermark.synced_through
+    if since is None and isinstance(source, OrderExport):
+        since = _backfill(channel, source, watermark.state, tally, settings, tolerance)
+    _incremental(channel, since, tally, settings, tolerance)
+
+
+def _publish(summary: dict[str, Any]) -> None:
+    rows = [{"channel": name} | counts for name, counts in summary["channels"].items()]
+    create_table_artifact(rows, key="order-intake-summary", description="Orders by channel, this run")
+    reasons = [{"reason": code, "count": count} for code, count in summary["reasons"].items() if count]
+    if reasons:
+        create_table_artifact(reasons, key="order-intake-reasons", description="Held and quarantined, by reason")
+
+
+@flow(name=FLOW)
+def order_intake(channels: list[str] | None = None) -> dict[str, Any]:
+    """Pulls new and changed orders from every enabled channel.
+
+    Args:
+        channels: limit the run to these channels (default: every configured one).
+
+    Returns:
+        The run's summary (the contract's `--json` object, without `state`).
+    """
+    settings = cached_settings()
+    intake = settings.toml.intake
+    tolerance = PriceTolerance(intake.price_tolerance_absolute, intake.price_tolerance_relative)
+    names = channels or enabled_channels(settings)
+    tally = Tally()
+    logger = get_run_logger()
+    try:
+        for channel in names:
+            _sync_channel(channel, tally, intake, tolerance)
+        alerts_sent = tell_clerks(FLOW, flow_run.get_id(), flow_run.ui_url)
+    except Exception as exc:
+        report_trouble(FLOW, flow_run.get_id(), flow_run.ui_url, exc)
+        raise
+    summary = {
+        "flow": FLOW,
+        **tally.counts(),
+        "reasons": tally.reason_counts(ALL_REASONS),
+        "alerts_sent": alerts_sent,
+        "channels": {name: tally.counts(name) for name in names},
+    }
+    _publish(summary)
+    logger.info("order-intake: %s", {k: v for k, v in summary.items() if k != "channels"})
+    return summary

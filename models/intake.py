@@ -1,0 +1,274 @@
+"""Reading and writing what order intake needs, a batch per statement."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from domain.intake import Decision, Known, Outcome, Rejection
+from domain.orders import CatalogPrice, ChannelOrder, Status
+from models.base import utcnow
+from models.catalog import Variant
+from models.customers import Customer, CustomerPII
+from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
+from models.stock import StockMovement
+from models.sync import SyncWatermark
+
+# SQLite allows 32,766 bound parameters; PostgreSQL 65,535. Chunk IN lists well below both.
+_CHUNK = 5000
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def catalog_prices(session: Session, skus: Iterable[str]) -> dict[str, CatalogPrice]:
+    wanted = sorted(set(skus))
+    prices: dict[str, CatalogPrice] = {}
+    for chunk in _chunks(wanted):
+        for sku, price, currency in session.execute(
+            select(Variant.sku, Variant.price, Variant.currency).where(Variant.sku.in_(chunk))
+        ):
+            prices[sku] = CatalogPrice(price, currency)
+    return prices
+
+
+def available_units(session: Session, skus: Iterable[str]) -> dict[str, int]:
+    """On hand minus reserved, summed over the ledger and every location."""
+    wanted = sorted(set(skus))
+    levels: dict[str, int] = {}
+    for chunk in _chunks(wanted):
+        rows = session.execute(
+            select(
+                StockMovement.sku,
+                func.sum(StockMovement.on_hand_delta) - func.sum(StockMovement.reserved_delta),
+            )
+            .where(StockMovement.sku.in_(chunk))
+            .group_by(StockMovement.sku)
+        )
+        levels.update({sku: int(units or 0) for sku, units in rows})
+    return levels
+
+
+def known_orders(session: Session, channel: str, external_ids: Iterable[str]) -> dict[str, tuple[int, Known]]:
+    """external id -> (row id, what is stored), with each order's current reservation."""
+    wanted = sorted(set(external_ids))
+    found: dict[str, tuple[int, str, str]] = {}
+    for chunk in _chunks(wanted):
+        for row_id, external_id, fingerprint, status in session.execute(
+            select(Order.id, Order.external_id, Order.fingerprint, Order.status).where(
+                Order.channel == channel, Order.external_id.in_(chunk)
+            )
+        ):
+            found[external_id] = (row_id, fingerprint, status)
+    reserved = reservations(session, [row_id for row_id, _, _ in found.values()])
+    return {
+        external_id: (row_id, Known(fingerprint, Status(status), reserved.get(row_id, {})))
+        for external_id, (row_id, fingerprint, status) in found.items()
+    }
+
+
+def reservations(session: Session, order_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    held: dict[int, dict[str, int]] = defaultdict(dict)
+    for chunk in _chunks(sorted(order_ids)):
+        rows = session.execute(
+            select(StockMovement.order_id, StockMovement.sku, func.sum(StockMovement.reserved_delta))
+            .where(StockMovement.order_id.in_(chunk))
+            .group_by(StockMovement.order_id, StockMovement.sku)
+        )
+        for order_id, sku, units in rows:
+            if units:
+                held[order_id][sku] = int(units)
+    return held
+
+
+def _customer_key(order: ChannelOrder) -> str | None:
+    customer = order.customer
+    if customer is None:
+        return None
+    if customer.external_id:
+        return customer.external_id
+    if customer.email:  # a guest checkout: one record per address, keyed by its digest
+        return "guest:" + hashlib.sha256(customer.email.strip().lower().encode()).hexdigest()[:40]
+    return None
+
+
+def _upsert_customers(session: Session, channel: str, orders: Sequence[ChannelOrder]) -> dict[str, int]:
+    by_key = {key: order.customer for order in orders if (key := _customer_key(order))}
+    ids: dict[str, int] = {}
+    keys = sorted(by_key)
+    for chunk in _chunks(keys):
+        rows = session.execute(
+            select(Customer.external_id, Customer.id).where(Customer.channel == channel, Customer.external_id.in_(chunk))
+        )
+        ids.update(dict(rows.tuples().all()))
+    missing = [{"channel": channel, "external_id": key, "created_at": utcnow()} for key in keys if key not in ids]
+    if missing:
+        rows = session.execute(
+            insert(Customer).returning(Customer.external_id, Customer.id, sort_by_parameter_order=True), missing
+        )
+        ids.update(dict(rows.tuples().all()))
+    pii_ids = [ids[key] for key in keys]
+    for chunk in _chunks(pii_ids):
+        session.execute(delete(CustomerPII).where(CustomerPII.customer_id.in_(chunk)))
+    pii = [
+        {"customer_id": ids[key], "email": c.email, "phone": c.phone, "first_name": c.first_name, "last_name": c.last_name}
+        for key, c in by_key.items() if c is not None
+    ]
+    if pii:
+        session.execute(insert(CustomerPII), pii)
+    return ids
+
+
+def _order_row(decision: Decision, customer_ids: dict[str, int]) -> dict[str, Any]:
+    order = decision.order
+    key = _customer_key(order)
+    return {
+        "channel": order.channel, "external_id": order.external_id, "number": order.number,
+        "status": decision.status.value, "lifecycle": order.lifecycle.value, "currency": order.currency,
+        "total": order.total, "shipping": order.shipping, "tax": order.tax, "discounts": order.discounts,
+        "taxes_included": order.taxes_included, "requires_shipping": order.requires_shipping,
+        "risk": order.risk.value, "ship_to_country": order.ship_to_country,
+        "customer_id": customer_ids.get(key) if key else None,
+        "placed_at": order.placed_at, "upstream_updated_at": order.updated_at,
+        "fingerprint": order.fingerprint(), "updated_at": utcnow(),
+    }
+
+
+def store_decisions(
+    session: Session, channel: str, decisions: Sequence[Decision], known: dict[str, tuple[int, Known]]
+) -> None:
+    """Upserts new and changed orders with their lines, address, holds and reservation deltas."""
+    changed = [d for d in decisions if d.outcome != Outcome.UNCHANGED]
+    if not changed:
+        return
+    customer_ids = _upsert_customers(session, channel, [d.order for d in changed])
+    created = [d for d in changed if d.outcome == Outcome.CREATED]
+    updated = [d for d in changed if d.outcome == Outcome.UPDATED]
+    ids = {external_id: row_id for external_id, (row_id, _) in known.items()}
+    if created:
+        now = utcnow()
+        rows = session.execute(
+            insert(Order).returning(Order.external_id, Order.id, sort_by_parameter_order=True),
+            [{**_order_row(d, customer_ids), "created_at": now} for d in created],
+        )
+        ids.update(dict(rows.tuples().all()))
+    if updated:
+        session.execute(
+            update(Order), [{"id": ids[d.order.external_id], **_order_row(d, customer_ids)} for d in updated]
+        )
+        stale = [ids[d.order.external_id] for d in updated]
+        for chunk in _chunks(stale):
+            session.execute(delete(OrderLine).where(OrderLine.order_id.in_(chunk)))
+            session.execute(delete(OrderAddress).where(OrderAddress.order_id.in_(chunk)))
+    lines = [
+        {"order_id": ids[d.order.external_id], "position": n, "sku": line.sku, "title": line.title[:500],
+         "quantity": line.units, "unit_price": line.unit_price, "discount": line.discount}
+        for d in changed for n, line in enumerate(d.order.lines)
+    ]
+    if lines:
+        session.execute(insert(OrderLine), lines)
+    addresses = [
+        {"order_id": ids[d.order.external_id], **{k: getattr(a, k) for k in a.__slots__}}
+        for d in changed if (a := d.order.ship_to) is not None
+    ]
+    if addresses:
+        session.execute(insert(OrderAddress), addresses)
+    _store_holds(session, {ids[d.order.external_id]: set(d.reasons) for d in changed}, updated_ids=[ids[d.order.external_id] for d in updated])
+    _store_reservations(session, changed, ids, known)
+
+
+def _store_holds(session: Session, reasons: dict[int, set[str]], updated_ids: Sequence[int]) -> None:
+    """Keeps a hold that still applies (so it is not alerted twice) and replaces the rest."""
+    existing: dict[int, set[str]] = defaultdict(set)
+    for chunk in _chunks(sorted(updated_ids)):
+        for order_id, reason in session.execute(
+            select(OrderHold.order_id, OrderHold.reason).where(OrderHold.order_id.in_(chunk))
+        ):
+            existing[order_id].add(reason)
+    for order_id, had in existing.items():
+        gone = had - reasons.get(order_id, set())
+        if gone:
+            session.execute(delete(OrderHold).where(OrderHold.order_id == order_id, OrderHold.reason.in_(gone)))
+    now = utcnow()
+    new = [
+        {"order_id": order_id, "reason": reason, "created_at": now}
+        for order_id, wanted in reasons.items() for reason in sorted(wanted - existing.get(order_id, set()))
+    ]
+    if new:
+        session.execute(insert(OrderHold), new)
+
+
+def _store_reservations(
+    session: Session, changed: Sequence[Decision], ids: dict[str, int], known: dict[str, tuple[int, Known]]
+) -> None:
+    from domain.stock import reservation_changes
+
+    now = utcnow()
+    movements = []
+    for decision in changed:
+        held = known[decision.order.external_id][1].reserved if decision.order.external_id in known else {}
+        for sku, delta in sorted(reservation_changes(held, decision.reservation).items()):
+            movements.append({
+                "sku": sku, "location": "main", "kind": "reserve" if delta > 0 else "release",
+                "on_hand_delta": 0, "reserved_delta": delta, "order_id": ids[decision.order.external_id],
+                "created_at": now,
+            })
+    if movements:
+        session.execute(insert(StockMovement), movements)
+
+
+def payload_digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def store_rejections(session: Session, rejections: Sequence[Rejection]) -> None:
+    """Quarantines each distinct payload once, raw payload kept."""
+    if not rejections:
+        return
+    rows = {}
+    for r in rejections:
+        digest = payload_digest(r.payload)
+        rows[(r.channel, digest)] = {
+            "channel": r.channel, "external_id": r.external_id, "reason": r.reason, "detail": r.detail[:2000],
+            "payload": json.loads(json.dumps(r.payload, default=str)), "payload_hash": digest, "received_at": utcnow(),
+        }
+    seen = set()
+    for channel in {c for c, _ in rows}:
+        digests = sorted(d for c, d in rows if c == channel)
+        for chunk in _chunks(digests):
+            seen.update(
+                (channel, d) for d in session.scalars(
+                    select(QuarantinedPayload.payload_hash).where(
+                        QuarantinedPayload.channel == channel, QuarantinedPayload.payload_hash.in_(chunk)
+                    )
+                )
+            )
+    fresh = [row for key, row in rows.items() if key not in seen]
+    if fresh:
+        session.execute(insert(QuarantinedPayload), fresh)
+
+
+def watermark(session: Session, channel: str, resource: str = "orders") -> SyncWatermark | None:
+    return session.get(SyncWatermark, (channel, resource))
+
+
+def set_watermark(
+    session: Session, channel: str, through: datetime | None, state: dict[str, Any], resource: str = "orders"
+) -> None:
+    """Moves the watermark forward (never back) and records backfill state."""
+    row = session.get(SyncWatermark, (channel, resource))
+    if row is None:
+        session.add(SyncWatermark(channel=channel, resource=resource, synced_through=through, state=state))
+        return
+    if through is not None and (row.synced_through is None or through > row.synced_through):
+        row.synced_through = through
+    row.state = state

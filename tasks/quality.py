@@ -1,0 +1,128 @@
+"""The intake quality gate: read each payload, then a great-expectations suite per batch.
+
+Failed expectations become quarantine reason codes for the rows that failed them;
+the batch itself never fails on bad data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from prefect import task
+
+from domain.intake import Rejection
+from domain.money import ISO_4217
+from domain.orders import ChannelOrder
+from domain.reasons import Quarantine
+from integrations.protocols import Payload, Unreadable
+from integrations.wiring import order_source
+
+# A positive whole number that fits the database's 32-bit integer column.
+WHOLE_QUANTITY = r"^[1-9][0-9]{0,8}$"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBatch:
+    orders: list[ChannelOrder]
+    rejections: list[Rejection]
+
+
+@cache
+def _suites() -> tuple[Any, Any]:
+    """Builds the GX context and both validation definitions once per process (GX imports slowly)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("intake")
+
+    def definition(name: str, expectations: list[Any]) -> Any:
+        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+        suite = context.suites.add(gx.ExpectationSuite(name=name))
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+
+    E = gx.expectations
+    orders = definition("orders", [
+        E.ExpectColumnValuesToBeInSet(
+            column="currency", value_set=sorted(ISO_4217), meta={"reason": Quarantine.UNKNOWN_CURRENCY.value}
+        ),
+        E.ExpectColumnValuesToBeBetween(
+            column="line_count", min_value=1, meta={"reason": Quarantine.NO_LINE_ITEMS.value}
+        ),
+    ])
+    lines = definition("lines", [
+        E.ExpectColumnValuesToMatchRegex(
+            column="quantity", regex=WHOLE_QUANTITY, meta={"reason": Quarantine.INVALID_QUANTITY.value}
+        ),
+    ])
+    return orders, lines
+
+
+def _failures(definition: Any, frame: Any, detail_column: str) -> dict[int, tuple[str, str]]:
+    """Row `order` index -> (reason, detail) for every failed expectation."""
+    result = definition.run(
+        batch_parameters={"dataframe": frame},
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["order"]},
+    )
+    failed: dict[int, tuple[str, str]] = {}
+    for outcome in result.results:
+        if outcome.success:
+            continue
+        reason = outcome.expectation_config.meta["reason"]
+        for row in outcome.result.get("unexpected_index_list") or []:
+            failed.setdefault(int(row["order"]), (reason, f"{detail_column}={row.get(detail_column)!r}"))
+    return failed
+
+
+def quality_failures(orders: Sequence[ChannelOrder]) -> dict[int, tuple[str, str]]:
+    """Runs the suite over a batch; returns position -> (reason, detail) of the rows that fail."""
+    if not orders:
+        return {}
+    import pandas as pd
+
+    orders_suite, lines_suite = _suites()
+    order_frame = pd.DataFrame({
+        "order": range(len(orders)),
+        "currency": [str(o.currency) for o in orders],
+        "line_count": [len(o.lines) for o in orders],
+    })
+    positions = [i for i, o in enumerate(orders) for _ in o.lines]
+    line_frame = pd.DataFrame({
+        "order": positions,
+        "quantity": ["" if line.quantity is None else str(line.quantity) for o in orders for line in o.lines],
+    })
+    failed = _failures(orders_suite, order_frame, "currency")
+    if positions:
+        for position, failure in _failures(lines_suite, line_frame, "quantity").items():
+            failed.setdefault(position, failure)
+    return failed
+
+
+@task(name="check-orders")
+def check_orders(channel: str, payloads: list[Payload]) -> CheckedBatch:
+    """Reads every payload (unreadable ones are `malformed`) and runs the quality suite."""
+    source = order_source(channel)
+    readable: list[ChannelOrder] = []
+    readable_payloads: list[Payload] = []
+    rejections: list[Rejection] = []
+    for payload in payloads:
+        try:
+            readable.append(source.parse_order(payload))
+            readable_payloads.append(payload)
+        except Unreadable as exc:
+            rejections.append(Rejection(channel, exc.external_id, exc.reason, exc.detail, payload))
+    failed = quality_failures(readable)
+    orders: list[ChannelOrder] = []
+    for position, order in enumerate(readable):
+        if position in failed:
+            reason, detail = failed[position]
+            rejections.append(Rejection(channel, order.external_id, reason, detail, readable_payloads[position]))
+        else:
+            orders.append(order)
+    return CheckedBatch(orders, rejections)
