@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+# Amounts are stored as NUMERIC(18, 4): anything this large is a bad payload, not a sale.
+LIMIT = Decimal(10) ** 14
 
 # ISO 4217 active codes (2024 list). Kept here, not fetched, so checks are pure.
 ISO_4217 = frozenset(
@@ -36,7 +38,7 @@ def to_money(value: object) -> Decimal:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as exc:
         raise MoneyError(f"not an amount: {value!r}") from exc
-    if not amount.is_finite():
+    if not amount.is_finite() or abs(amount) >= LIMIT:
         raise MoneyError(f"not an amount: {value!r}")
     return amount
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from domain.intake import Decision, Known, Outcome, Rejection
 from domain.orders import CatalogPrice, ChannelOrder, Status
+from domain.redact import redact
 from models.base import utcnow
 from models.catalog import Variant
 from models.customers import Customer, CustomerPII
@@ -90,12 +92,17 @@ def reservations(session: Session, order_ids: Sequence[int]) -> dict[int, dict[s
     return held
 
 
+def _clip(value: str | None, length: int) -> str | None:
+    """Free text fits its column and carries no NUL (PostgreSQL refuses it); keys are checked upstream."""
+    return None if value is None else value.replace("\x00", "")[:length]
+
+
 def _customer_key(order: ChannelOrder) -> str | None:
     customer = order.customer
     if customer is None:
         return None
     if customer.external_id:
-        return customer.external_id
+        return _clip(customer.external_id, 200)
     if customer.email:  # a guest checkout: one record per address, keyed by its digest
         return "guest:" + hashlib.sha256(customer.email.strip().lower().encode()).hexdigest()[:40]
     return None
@@ -120,12 +127,21 @@ def _upsert_customers(session: Session, channel: str, orders: Sequence[ChannelOr
     for chunk in _chunks(pii_ids):
         session.execute(delete(CustomerPII).where(CustomerPII.customer_id.in_(chunk)))
     pii = [
-        {"customer_id": ids[key], "email": c.email, "phone": c.phone, "first_name": c.first_name, "last_name": c.last_name}
+        {"customer_id": ids[key], "email": _clip(c.email, 320), "phone": _clip(c.phone, 64),
+         "first_name": _clip(c.first_name, 200), "last_name": _clip(c.last_name, 200)}
         for key, c in by_key.items() if c is not None
     ]
     if pii:
         session.execute(insert(CustomerPII), pii)
     return ids
+
+
+def _country(code: str | None) -> str | None:
+    return code if code and len(code) == 2 and code.isascii() and code.isalpha() else None
+
+
+ADDRESS_SIZES = {"name": 300, "company": 300, "street1": 300, "street2": 300, "city": 200, "province": 200,
+                 "postal_code": 40, "phone": 64}
 
 
 def _order_row(decision: Decision, customer_ids: dict[str, int]) -> dict[str, Any]:
@@ -136,7 +152,7 @@ def _order_row(decision: Decision, customer_ids: dict[str, int]) -> dict[str, An
         "status": decision.status.value, "lifecycle": order.lifecycle.value, "currency": order.currency,
         "total": order.total, "shipping": order.shipping, "tax": order.tax, "discounts": order.discounts,
         "taxes_included": order.taxes_included, "requires_shipping": order.requires_shipping,
-        "risk": order.risk.value, "ship_to_country": order.ship_to_country,
+        "risk": order.risk.value, "ship_to_country": _country(order.ship_to_country),
         "customer_id": customer_ids.get(key) if key else None,
         "placed_at": order.placed_at, "upstream_updated_at": order.updated_at,
         "fingerprint": order.fingerprint(), "updated_at": utcnow(),
@@ -170,14 +186,15 @@ def store_decisions(
             session.execute(delete(OrderLine).where(OrderLine.order_id.in_(chunk)))
             session.execute(delete(OrderAddress).where(OrderAddress.order_id.in_(chunk)))
     lines = [
-        {"order_id": ids[d.order.external_id], "position": n, "sku": line.sku, "title": line.title[:500],
+        {"order_id": ids[d.order.external_id], "position": n, "sku": line.sku, "title": _clip(line.title, 500),
          "quantity": line.units, "unit_price": line.unit_price, "discount": line.discount}
         for d in changed for n, line in enumerate(d.order.lines)
     ]
     if lines:
         session.execute(insert(OrderLine), lines)
     addresses = [
-        {"order_id": ids[d.order.external_id], **{k: getattr(a, k) for k in a.__slots__}}
+        {"order_id": ids[d.order.external_id], "country": _country(a.country),
+         **{name: _clip(getattr(a, name), size) for name, size in ADDRESS_SIZES.items()}}
         for d in changed if (a := d.order.ship_to) is not None
     ]
     if addresses:
@@ -226,8 +243,23 @@ def _store_reservations(
         session.execute(insert(StockMovement), movements)
 
 
+def _json_safe(value: Any) -> Any:
+    """The raw payload as a JSON column holds it: NULs dropped (PostgreSQL refuses them), keys as text."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_json_safe(str(key)): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)
+
+
 def payload_digest(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(_json_safe(payload), sort_keys=True).encode()).hexdigest()
 
 
 def store_rejections(session: Session, rejections: Sequence[Rejection]) -> None:
@@ -238,8 +270,8 @@ def store_rejections(session: Session, rejections: Sequence[Rejection]) -> None:
     for r in rejections:
         digest = payload_digest(r.payload)
         rows[(r.channel, digest)] = {
-            "channel": r.channel, "external_id": r.external_id, "reason": r.reason, "detail": r.detail[:2000],
-            "payload": json.loads(json.dumps(r.payload, default=str)), "payload_hash": digest, "received_at": utcnow(),
+            "channel": r.channel, "external_id": _clip(r.external_id, 200), "reason": r.reason,
+            "detail": redact(_clip(r.detail, 2000) or ""), "payload": _json_safe(r.payload), "payload_hash": digest, "received_at": utcnow(),
         }
     seen = set()
     for channel in {c for c, _ in rows}:

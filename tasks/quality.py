@@ -22,6 +22,13 @@ from integrations.wiring import order_source
 
 # A positive whole number that fits the database's 32-bit integer column.
 WHOLE_QUANTITY = r"^[1-9][0-9]{0,8}$"
+# Values worth showing a clerk in the quarantine detail (never personal data).
+SHOWN = ("currency", "quantity")
+
+
+def _key(length: int) -> str:
+    """Keys Clerk stores and looks orders up by: no NUL (PostgreSQL refuses it), within column size."""
+    return rf"^[^\x00]{{1,{length}}}$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +55,10 @@ def _suites() -> tuple[Any, Any]:
         return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
 
     E = gx.expectations
+    malformed = {"reason": Quarantine.MALFORMED.value}
     orders = definition("orders", [
+        E.ExpectColumnValuesToMatchRegex(column="external_id", regex=_key(200), meta=malformed),
+        E.ExpectColumnValuesToMatchRegex(column="number", regex=_key(100), meta=malformed),
         E.ExpectColumnValuesToBeInSet(
             column="currency", value_set=sorted(ISO_4217), meta={"reason": Quarantine.UNKNOWN_CURRENCY.value}
         ),
@@ -57,6 +67,7 @@ def _suites() -> tuple[Any, Any]:
         ),
     ])
     lines = definition("lines", [
+        E.ExpectColumnValuesToMatchRegex(column="sku", regex=_key(200), meta=malformed),
         E.ExpectColumnValuesToMatchRegex(
             column="quantity", regex=WHOLE_QUANTITY, meta={"reason": Quarantine.INVALID_QUANTITY.value}
         ),
@@ -64,7 +75,7 @@ def _suites() -> tuple[Any, Any]:
     return orders, lines
 
 
-def _failures(definition: Any, frame: Any, detail_column: str) -> dict[int, tuple[str, str]]:
+def _failures(definition: Any, frame: Any) -> dict[int, tuple[str, str]]:
     """Row `order` index -> (reason, detail) for every failed expectation."""
     result = definition.run(
         batch_parameters={"dataframe": frame},
@@ -74,9 +85,12 @@ def _failures(definition: Any, frame: Any, detail_column: str) -> dict[int, tupl
     for outcome in result.results:
         if outcome.success:
             continue
-        reason = outcome.expectation_config.meta["reason"]
+        config = outcome.expectation_config
+        column = config.kwargs["column"]
         for row in outcome.result.get("unexpected_index_list") or []:
-            failed.setdefault(int(row["order"]), (reason, f"{detail_column}={row.get(detail_column)!r}"))
+            shown = f" = {row.get(column)!r}" if column in SHOWN else ""
+            detail = f"{config.type} failed on {column}{shown}"
+            failed.setdefault(int(row["order"]), (config.meta["reason"], detail))
     return failed
 
 
@@ -89,17 +103,20 @@ def quality_failures(orders: Sequence[ChannelOrder]) -> dict[int, tuple[str, str
     orders_suite, lines_suite = _suites()
     order_frame = pd.DataFrame({
         "order": range(len(orders)),
+        "external_id": [o.external_id for o in orders],
+        "number": [o.number for o in orders],
         "currency": [str(o.currency) for o in orders],
         "line_count": [len(o.lines) for o in orders],
     })
     positions = [i for i, o in enumerate(orders) for _ in o.lines]
     line_frame = pd.DataFrame({
         "order": positions,
+        "sku": [line.sku for o in orders for line in o.lines],
         "quantity": ["" if line.quantity is None else str(line.quantity) for o in orders for line in o.lines],
     })
-    failed = _failures(orders_suite, order_frame, "currency")
+    failed = _failures(orders_suite, order_frame)
     if positions:
-        for position, failure in _failures(lines_suite, line_frame, "quantity").items():
+        for position, failure in _failures(lines_suite, line_frame).items():
             failed.setdefault(position, failure)
     return failed
 

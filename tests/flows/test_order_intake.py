@@ -1,0 +1,119 @@
+"""order-intake end to end against the Shopify and Slack sandboxes, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import ExitStack
+
+import pytest
+
+from domain.reasons import ALL_REASONS
+from tests.flows.conftest import World, start_world
+from tests.flows.state import snapshot
+
+
+def run_intake() -> dict:
+    from deployments.runs import run_flow
+
+    summary, ok = run_flow("order-intake", {})
+    assert ok, summary
+    return summary
+
+
+def assert_counts_add_up(summary: dict) -> None:
+    parts = summary["created"] + summary["updated"] + summary["unchanged"] + summary["quarantined"]
+    assert parts == summary["fetched"]
+
+
+def test_first_run_backfills_and_reaches_every_reason(world: World) -> None:
+    summary = run_intake()
+    assert summary["state"] == "Completed" and summary["flow"] == "order-intake"
+    assert_counts_add_up(summary)
+    assert summary["created"] > 300 and summary["updated"] == 0
+    assert summary["channels"]["shopify"]["fetched"] == summary["fetched"]
+    missing = [code for code in ALL_REASONS if not summary["reasons"].get(code)]
+    assert missing == []
+    assert summary["alerts_sent"] == 1 and len(world.slack.messages) == 1
+    expected = world.shop.store.expected_reasons()
+    state = snapshot(world.database_url)
+    held = {ext for ext, _ in state["holds"]}
+    quarantined = {ext for _, ext, _, _ in state["quarantine"]}
+    for external_id, reason in expected.items():
+        assert external_id in held | quarantined, (external_id, reason)
+
+
+def test_second_run_with_nothing_new_changes_nothing_and_stays_quiet(world: World) -> None:
+    run_intake()
+    before = snapshot(world.database_url)
+    summary = run_intake()
+    assert (summary["created"], summary["updated"], summary["alerts_sent"]) == (0, 0, 0)
+    assert_counts_add_up(summary)
+    assert len(world.slack.messages) == 1
+    assert snapshot(world.database_url) == before
+
+
+def test_edits_upstream_are_updates_and_new_orders_creations(world: World) -> None:
+    run_intake()
+    world.shop.edit_orders(10)
+    world.shop.add_orders(15)
+    summary = run_intake()
+    assert summary["created"] == 15
+    assert 1 <= summary["updated"] <= 10
+    assert_counts_add_up(summary)
+
+
+def test_history_is_never_held_and_cancelled_orders_hold_no_stock(world: World) -> None:
+    run_intake()
+    from sqlalchemy import func, select
+
+    from models import Order, OrderHold, StockMovement
+    from models.db import unit_of_work
+
+    with unit_of_work(world.database_url) as session:
+        held_history = session.scalar(
+            select(func.count()).select_from(OrderHold).join(Order, Order.id == OrderHold.order_id)
+            .where(Order.lifecycle.in_(["fulfilled", "closed"]))
+        )
+        reserved_by_non_accepted = session.execute(
+            select(Order.status, func.sum(StockMovement.reserved_delta))
+            .join(StockMovement, StockMovement.order_id == Order.id)
+            .where(Order.status != "accepted").group_by(Order.status)
+        ).all()
+    assert held_history == 0
+    assert all(units == 0 for _, units in reserved_by_non_accepted)
+
+
+def test_no_personal_data_reaches_slack_logs_or_artifacts(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    run_intake()
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    texts = [json.dumps(m) for m in world.slack.messages] + [caplog.text] + [json.dumps(a.data, default=str) for a in artifacts]
+    secrets = world.shop.store.personal_data()
+    assert secrets, "the store must have personal data to look for"
+    leaked = sorted({s for s in secrets for text in texts if s and s in text})
+    assert leaked == []
+
+
+def test_twenty_percent_faults_end_in_the_fault_free_state(database_url: str, tmp_path, use_env) -> None:  # type: ignore[no-untyped-def]
+    from integrations.sandbox.faults import Faults
+
+    clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+    from models.db import upgrade
+
+    upgrade(clean_url)
+    with ExitStack() as stack:
+        clean = start_world(stack, clean_url, orders=250)
+        use_env(clean.env)
+        run_intake()
+    with ExitStack() as stack:
+        faults = Faults.uniform(0.2, seed=3, timeout_seconds=1.5)
+        faulty = start_world(stack, database_url, orders=250, faults=faults)
+        use_env(faulty.env | {"CLERK_HTTP_TIMEOUT_SECONDS": "0.5", "CLERK_HTTP_MAX_ATTEMPTS": "12"})
+        summary = run_intake()
+        assert sum(faults.injected.values()) >= 3, faults.injected
+    assert summary["state"] == "Completed"
+    assert snapshot(database_url) == snapshot(clean_url)
