@@ -16,6 +16,7 @@ SLACK_CHANNEL = "#clerk-alerts"
 
 def _start_sandboxes(stack: ExitStack, orders: int, seed: int, fault_rate: float = 0.0) -> tuple[Any, Any, dict[str, str]]:
     from integrations.sandbox.__main__ import build_shopify_sandbox
+
     from integrations.sandbox.server import serve_in_thread
     from integrations.sandbox.slack import create_slack_app
 
@@ -93,7 +94,7 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
         runs.append(("order-intake #1: first backfill (bulk operation)", first))
         second, ok2 = run_flow("order-intake", {})
         runs.append(("order-intake #2: nothing new upstream", second))
-        shop.edit_orders(20)
+        shop.edit(20)
         shop.add_orders(40)
         third, ok3 = run_flow("order-intake", {})
         runs.append(("order-intake #3: 20 orders edited and 40 new upstream", third))

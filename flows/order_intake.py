@@ -11,21 +11,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from domain.intake import Tally, decide_batch
 from domain.orders import PriceTolerance
 from domain.reasons import ALL_REASONS
+from flows.alerting import report_trouble, tell_clerks
 from integrations.protocols import OrderExport, Payload
 from integrations.settings import Intake, cached_settings
 from integrations.wiring import enabled_channels, order_source
-from flows.alerting import report_trouble, tell_clerks
 from tasks.catalog import fetch_channel_catalog, store_channel_catalog
 from tasks.orders import (
     advance_watermark,
-    check_orders,
     download_order_export,
     fetch_changed_orders,
     load_intake_context,
@@ -34,6 +37,7 @@ from tasks.orders import (
     store_orders,
     wait_for_order_export,
 )
+from tasks.quality import check_orders
 
 FLOW = "order-intake"
 

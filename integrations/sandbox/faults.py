@@ -60,6 +60,11 @@ class Faults:
                     return kind
         return None
 
+    def error_status(self) -> int:
+        """Which 5xx to answer with, from the same seeded draw."""
+        with self._lock:
+            return self._rng.choice([500, 502, 503, 504])
+
 
 class FaultInjector:
     """ASGI middleware applying `Faults` in front of a sandbox."""
@@ -77,8 +82,7 @@ class FaultInjector:
         if fault is None:
             await self.app(scope, receive, send)
         elif fault == "error":
-            status = random.choice([500, 502, 503])
-            await Response("upstream error", status_code=status)(scope, receive, send)
+            await Response("upstream error", status_code=self.faults.error_status())(scope, receive, send)
         elif fault == "timeout":
             await asyncio.sleep(self.faults.timeout_seconds)
             await self.app(scope, receive, send)
