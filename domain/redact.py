@@ -11,28 +11,29 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 EMAIL_PLACEHOLDER = "[email]"
 PHONE_PLACEHOLDER = "[phone]"
 ADDRESS_PLACEHOLDER = "[address]"
 
-# RFC 5322 "atext" plus dots; \w keeps internationalised local parts.
-_ATEXT = r"\w.!#$%&'*+/=?^`{|}~-"
-# The lookbehind only lets a match start where a run of local-part characters starts,
-# which keeps the scan linear on long runs without an "@".
-_EMAIL = re.compile(rf"(?<![{_ATEXT}])[{_ATEXT}]+@[\w-]+(?:\.[\w-]+)+")
+# RFC 5322 "atext" plus dots, besides letters, digits and "_" (internationalised local parts).
+_LOCAL_PUNCTUATION = frozenset(".!#$%&'*+/=?^`{|}~-")
+_EMAIL_DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)+")
 
 _SPACES = " \u00a0\u202f"  # French typography groups digits with (narrow) no-break spaces
 _PAREN_GROUP = r"\([0-9]{1,5}\)"
 # A run of digit groups joined by single separators, optionally after "+". Digits that
 # touch letters, "#", "/", "@" or "-" belong to an id, a SKU, a path or a UUID; digits after
-# "1." or "1," or "1:" continue a number or a time.
+# "1." or "1," or "1:" continue a number or a time. A "+" may follow a digit so that a
+# number glued to a redacted one is judged alike before and after redaction.
 _PHONE_CANDIDATE = re.compile(
-    rf"(?<![\w+#/@-])(?<![0-9][.,:])"
-    rf"\+?(?:{_PAREN_GROUP}|[0-9])"
+    rf"(?:(?<![^\W0-9])(?<![+#/@-])\+|(?<![\w+#/@-])(?<![0-9][.,:]))"
+    rf"(?:{_PAREN_GROUP}|[0-9])"
     rf"(?:[0-9]|{_PAREN_GROUP}|[{_SPACES}.\-/](?=[0-9]|{_PAREN_GROUP}))*"
     rf"(?![\w@])(?![.,:/-][0-9])"
 )
+_DIGIT = re.compile(r"[0-9]")
 _DIGIT_GROUPS = re.compile(r"[0-9]+")
 _TOKEN_SPLIT = re.compile(f"([{_SPACES}])")
 _DATE_TOKEN = re.compile(r"[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2}(?:[0-9]{2})?")
@@ -92,9 +93,11 @@ def redact(text: str) -> str:
     Returns:
         The text with `[email]`, `[phone]` and `[address]` where personal data was.
     """
-    text = _EMAIL.sub(EMAIL_PLACEHOLDER, text)
-    text = _ADDRESS.sub(ADDRESS_PLACEHOLDER, text)
-    return _PHONE_CANDIDATE.sub(_redact_phones, text)
+    text = _redact_emails(text)
+    if not _DIGIT.search(text):
+        return text  # every street address and phone number carries a digit
+    text = _substitute(_ADDRESS, text, lambda _: ADDRESS_PLACEHOLDER)
+    return _substitute(_PHONE_CANDIDATE, text, _redact_phones)
 
 
 def contains_pii(text: str) -> bool:
@@ -102,22 +105,69 @@ def contains_pii(text: str) -> bool:
     return redact(text) != text
 
 
+def _substitute(pattern: re.Pattern[str], text: str, replace: Callable[[re.Match[str]], str]) -> str:
+    # Like `pattern.sub`, except that lookbehinds after a replacement see the placeholder
+    # rather than the text it replaced, so a second pass finds nothing new (idempotence).
+    out: list[str] = []
+    pos = 0
+    while match := pattern.search(text, pos):
+        new = replace(match)
+        if new == match.group():
+            out.append(text[pos : match.end()])
+            pos = match.end()
+            continue
+        out += [text[pos : match.start()], new]
+        # A one-character stand-in for the placeholder, seen by lookbehinds, never emitted.
+        text = new[-1] + text[match.end() :]
+        pos = 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _redact_emails(text: str) -> str:
+    # Scanning from each "@" outwards rather than with one regex: a regex must either
+    # backtrack quadratically over long runs of word characters or, with a lookbehind,
+    # miss a second address glued to the first ("a@b.io+c@d.io").
+    out: list[str] = []
+    done = 0
+    at = text.find("@")
+    while at != -1:
+        domain = _EMAIL_DOMAIN.match(text, at + 1)
+        start = at
+        while domain and start > done and _is_local_char(text[start - 1]):
+            start -= 1
+        if domain and start < at:
+            out += [text[done:start], EMAIL_PLACEHOLDER]
+            done = domain.end()
+        at = text.find("@", max(at + 1, done))
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _is_local_char(char: str) -> bool:
+    return char.isalnum() or char == "_" or char in _LOCAL_PUNCTUATION
+
+
 def _redact_phones(match: re.Match[str]) -> str:
     # The candidate is greedy, so it may join a phone number to counts or to a second
     # number; phones are looked for among its space-separated tokens, longest first.
+    before = match.string[max(0, match.start() - 40) : match.start()]
+    keyword = bool(_PHONE_KEYWORD_BEFORE.search(before))
     parts = _TOKEN_SPLIT.split(match.group())
+    if len(parts) == 1:
+        return PHONE_PLACEHOLDER if _is_phone(parts[0], keyword) else parts[0]
     tokens, spaces = parts[0::2], parts[1::2]
     digits = [sum(c.isdigit() for c in t) for t in tokens]
-    before = match.string[max(0, match.start() - 40) : match.start()]
+    dated = [bool(_DATE_TOKEN.fullmatch(t)) for t in tokens]
     out: list[str] = []
     i = 0
     while i < len(tokens):
         for j in range(min(len(tokens), i + _MAX_PHONE_TOKENS), i, -1):
-            window = tokens[i:j]
-            if sum(digits[i:j]) < 7 or any(_DATE_TOKEN.fullmatch(t) for t in window):
+            # 7 to 17 digits: E.164's 15 at most, plus a "00" international prefix.
+            if not 7 <= sum(digits[i:j]) <= 17 or any(dated[i:j]):
                 continue
-            candidate = "".join(t + s for t, s in zip(window, spaces[i : j - 1])) + window[-1]
-            if _is_phone(candidate, keyword_before=i == 0 and bool(_PHONE_KEYWORD_BEFORE.search(before))):
+            window = "".join(parts[2 * i : 2 * j - 1])
+            if _is_phone(window, keyword_before=keyword and i == 0):
                 out.append(PHONE_PLACEHOLDER)
                 break
         else:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime

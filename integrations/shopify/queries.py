@@ -106,6 +106,18 @@ SHOP_PING = """
 query ShopPing { shop { id name currencyCode } }
 """
 
+# Adopting an export already running (bulkOperationRunQuery answered OPERATION_IN_PROGRESS
+# or LIMIT_REACHED). `currentBulkOperation` is deprecated in favour of `bulkOperations`, but
+# 2026-10 still serves it and so does the sandbox; `query` lets the client check that the
+# operation exports BULK_ORDERS_QUERY before adopting it.
+CURRENT_BULK = """
+query CurrentBulk {
+  currentBulkOperation(type: QUERY) {
+    id status errorCode createdAt completedAt objectCount rootObjectCount fileSize url query
+  }
+}
+"""
+
 ALL_DOCUMENTS = {
     "OrdersPage": ORDERS_PAGE,
     "OrderLinesPage": ORDER_LINES_PAGE,
@@ -114,4 +126,5 @@ ALL_DOCUMENTS = {
     "BulkStatus": BULK_STATUS,
     "VariantsPage": VARIANTS_PAGE,
     "ShopPing": SHOP_PING,
+    "CurrentBulk": CURRENT_BULK,
 }

@@ -101,29 +101,47 @@ def test_no_personal_data_reaches_slack_logs_or_artifacts(world: World, caplog: 
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts()
-    texts = [json.dumps(m) for m in world.slack.messages] + [caplog.text] + [json.dumps(a.data, default=str) for a in artifacts]
+    texts = [json.dumps(m.to_json()) for m in world.slack.messages] + [caplog.text] + [json.dumps(a.data, default=str) for a in artifacts]
     secrets = personal_data(world.shop.store)
     assert secrets, "the store must have personal data to look for"
     leaked = sorted({s for s in secrets for text in texts if s and s in text})
     assert leaked == []
 
 
-def test_twenty_percent_faults_end_in_the_fault_free_state(database_url: str, tmp_path, use_env) -> None:  # type: ignore[no-untyped-def]
-    from integrations.sandbox.faults import Faults
+def _start_incremental(database_url: str) -> None:
+    """A watermark far in the past makes the run page through `orders(query:)` instead of a bulk export."""
+    from datetime import UTC, datetime
 
-    clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+    from models.db import unit_of_work
+    from models.intake import set_watermark
+
+    with unit_of_work(database_url) as session:
+        set_watermark(session, "shopify", datetime(2000, 1, 1, tzinfo=UTC), {})
+
+
+@pytest.mark.parametrize("path", ["backfill", "incremental"])
+def test_twenty_percent_faults_end_in_the_fault_free_state(path: str, database_url: str, tmp_path, use_env) -> None:  # type: ignore[no-untyped-def]
+    from integrations.sandbox.faults import Faults
     from models.db import upgrade
 
+    clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
     upgrade(clean_url)
     with ExitStack() as stack:
         clean = start_world(stack, clean_url, orders=250)
+        if path == "incremental":
+            _start_incremental(clean_url)
         use_env(clean.env)
         run_intake()
     with ExitStack() as stack:
         faults = Faults.uniform(0.2, seed=3, timeout_seconds=1.5)
         faulty = start_world(stack, database_url, orders=250, faults=faults)
+        if path == "incremental":
+            _start_incremental(database_url)
         use_env(faulty.env | {"CLERK_HTTP_TIMEOUT_SECONDS": "0.5", "CLERK_HTTP_MAX_ATTEMPTS": "12"})
         summary = run_intake()
-        assert sum(faults.injected.values()) >= 3, faults.injected
+        injected = sum(faults.injected.values())
+        requests = faulty.shop.stats["requests"]
     assert summary["state"] == "Completed"
+    assert injected >= (5 if path == "incremental" else 1), (faults.injected, requests)
+    assert injected / requests > 0.1, (faults.injected, requests)
     assert snapshot(database_url) == snapshot(clean_url)

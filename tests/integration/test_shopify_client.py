@@ -19,6 +19,7 @@ import pytest
 
 from integrations.protocols import OrderExport, OrderSource, Payload, Unreadable, UpstreamError
 from integrations.sandbox.faults import Faults
+from integrations.settings import Settings
 from integrations.sandbox.server import serve_in_thread
 from integrations.sandbox.shopify import ShopifySandbox, create_shopify_app
 from integrations.sandbox.store import Store, StoreSpec, generate_store
@@ -170,10 +171,23 @@ def test_unreachable_shop_names_the_url_without_retrying() -> None:
     assert len(calls) == 1 and clock.slept == []
 
 
-def test_a_url_without_scheme_names_the_variable() -> None:
+@pytest.mark.parametrize("url", ["clerk-test.myshopify.com", "ftp://clerk-test.myshopify.com", "https://"])
+def test_a_url_that_cannot_be_shopify_names_the_variable(url: str) -> None:
     with pytest.raises(UpstreamError) as caught:
-        ShopifyClient("clerk-test.myshopify.com", TOKEN)
+        ShopifyClient(url, TOKEN)
     assert caught.value.setting == "CLERK_SHOPIFY_SHOP_URL"
+
+
+def test_from_settings() -> None:
+    settings = Settings(shopify_shop_url=SHOP + "/", shopify_access_token=TOKEN, shopify_api_version="2026-07",
+                        http_timeout_seconds=5.0, http_max_attempts=2)
+    with ShopifyClient.from_settings(settings) as client:
+        assert str(client.endpoint) == f"{SHOP}/admin/api/2026-07/graphql.json"
+    for missing, setting in [("shopify_shop_url", "CLERK_SHOPIFY_SHOP_URL"),
+                             ("shopify_access_token", "CLERK_SHOPIFY_ACCESS_TOKEN")]:
+        with pytest.raises(UpstreamError) as caught:
+            ShopifyClient.from_settings(settings.model_copy(update={missing: None}))
+        assert caught.value.setting == setting and setting in str(caught.value)
 
 
 # -------------------------------------------------------------------- throttling
@@ -366,6 +380,19 @@ def test_changed_orders_pages_and_completes_long_orders() -> None:
     assert all(client.parse_order(p).lines for p in first.payloads + rest.payloads)
 
 
+def test_an_order_deleted_while_its_lines_are_fetched_is_left_out() -> None:
+    orders = [order_node(1, 2), order_node(2, 40), order_node(3, 2)]
+    shop = PagedShop(orders)
+
+    def handler(name: str, variables: dict, request: httpx.Request) -> httpx.Response:
+        if name == "OrderLinesPage":
+            return ok({"order": None})
+        return shop(name, variables, request)
+
+    page = make_client(FakeShopify(handler)).changed_orders(None, None, 10)
+    assert [p["id"] for p in page.payloads] == ["gid://shopify/Order/1", "gid://shopify/Order/3"]
+
+
 def test_changed_orders_of_an_empty_shop() -> None:
     fake = FakeShopify(PagedShop([]))
     page = make_client(fake).changed_orders(None, None, 50)
@@ -553,6 +580,8 @@ def test_read_export_rejects_a_corrupt_file(tmp_path: Path) -> None:
     path.write_text('{"id": "gid://shopify/Order/1"}\n{"id": "gid://shop\n')
     with pytest.raises(UpstreamError, match="line 2"):
         list(read_bulk_export(path, 10))
+    path.write_text("")
+    assert list(read_bulk_export(path, 10)) == [], "an empty export is no orders"
 
 
 def _export(path: Path, orders: int, rng: random.Random) -> Path:
@@ -698,9 +727,10 @@ def test_incremental_sync_sees_each_change_once() -> None:
 def test_twenty_percent_faults_change_nothing(shared_store: Store, fault_free: tuple[list[Payload], list[Payload]],
                                               tmp_path: Path) -> None:
     paged, exported = fault_free
-    # Seed 2 draws every kind of fault within the first 40 requests, which paging sends
-    # in a fixed order; the bulk part's share depends on how often it polls.
-    faults = Faults.uniform(0.2, seed=2, timeout_seconds=0.4)
+    # Seed 7 draws every kind of fault within the first 40 requests, which paging sends
+    # in a fixed order (the bulk part's share depends on how often it polls). Should the
+    # sandbox draw differently one day, pick a seed that does the same again.
+    faults = Faults.uniform(0.2, seed=7, timeout_seconds=0.4)
     with sandbox(shared_store, faults) as (app, url), \
             ShopifyClient(url, SANDBOX_TOKEN, timeout=0.15, max_attempts=8) as client:
         client.ping()

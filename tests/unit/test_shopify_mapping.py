@@ -355,8 +355,11 @@ def test_order_lines_page() -> None:
     data = {"order": {"id": "x", "lineItems": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": [line()]}}}
     parsed = mapping.parse_order_lines_page(data)
     assert (parsed.lines, parsed.end_cursor, parsed.has_next) == ([line()], None, False)
+    assert mapping.parse_order_lines_page({"order": None}) is None, "deleted meanwhile"
     with pytest.raises(ShapeError):
-        mapping.parse_order_lines_page({"order": None})
+        mapping.parse_order_lines_page({"order": "gid://shopify/Order/1"})
+    with pytest.raises(ShapeError):
+        mapping.parse_order_lines_page({"order": {"id": "x"}})
 
 
 def test_newest_update_skips_unreadable_timestamps() -> None:

@@ -1,0 +1,360 @@
+"""One measurement per process: `python -m bench.worker ROLE SPEC_JSON` prints one JSON line.
+
+Roles:
+    ours: the real `order-intake` flow (deployments.runs.run_flow), after a warm-up.
+    floor: the same bulk export with plain httpx, parsed, bulk-inserted with SQLAlchemy Core.
+    naive: one Prefect task per order doing what Clerk does for one order.
+
+Settings come from CLERK_* variables set by `bench.harness.run_worker`. Only standard
+output carries the report; logs go to standard error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from bench.harness import CHANNEL, Stopwatch, current_rss_mb, peak_rss_mb, process_peak_rss_mb
+
+EARLY = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------- shared steps
+
+
+@contextlib.contextmanager
+def heartbeats_off() -> Iterator[None]:
+    """No flow heartbeat thread (each sync flow would wait up to 1 s for it at exit)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
+def warm_up() -> None:
+    """Starts Prefect's ephemeral server with a trivial flow and imports GX and Clerk's flow."""
+    from prefect import flow
+
+    @flow(name="bench-warm-up")
+    def trivial() -> int:
+        return 1
+
+    trivial()
+    import great_expectations  # noqa: F401  (~3 s of imports, paid once per process)
+
+    import flows.order_intake  # noqa: F401
+
+
+def server_peak_rss_mb() -> float | None:
+    """Peak RSS of the ephemeral Prefect server subprocess this process started, if any."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    process = SubprocessASGIServer._instances.get(None)
+    if process is None or process.server_process is None:
+        return None
+    return process_peak_rss_mb(process.server_process.pid)
+
+
+class _CsvStore:
+    """The sandbox's catalog and stock CSVs in the shape `tests.flows.state` seeds from."""
+
+    def __init__(self, shop_url: str):
+        import httpx
+
+        self._catalog = httpx.get(f"{shop_url}/sandbox/catalog.csv", timeout=60).text
+        self._stock = httpx.get(f"{shop_url}/sandbox/stock.csv", timeout=60).text
+
+    def catalog_rows(self) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(self._catalog)))
+
+    def stock_rows(self) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(self._stock)))
+
+
+def prepare_database(watermark: bool) -> None:
+    """Migrates, imports catalog and stock as the flow tests do, optionally writes an early watermark."""
+    from integrations.settings import cached_settings
+    from models.db import unit_of_work, upgrade
+    from models.intake import set_watermark
+    from tests.flows.state import seed_catalog_and_stock
+
+    settings = cached_settings()
+    upgrade(settings.database_url)
+    seed_catalog_and_stock(settings.database_url, _CsvStore(settings.shopify_shop_url or ""))
+    if watermark:  # forces the paginated path: everything updated since 2000
+        with unit_of_work(settings.database_url) as session:
+            set_watermark(session, CHANNEL, EARLY, {})
+
+
+def table_counts() -> dict[str, int]:
+    """Rows in the tables both ours and the floor fill (a sanity check, after timing)."""
+    from sqlalchemy import func, select
+
+    from integrations.settings import cached_settings
+    from models.customers import Customer
+    from models.db import unit_of_work
+    from models.orders import Order, OrderLine
+
+    with unit_of_work(cached_settings().database_url) as session:
+        return {table.__tablename__: session.scalar(select(func.count()).select_from(table)) or 0
+                for table in (Order, OrderLine, Customer)}
+
+
+# ---------------------------------------------------------------------- ours
+
+
+def ours(spec: dict[str, Any]) -> dict[str, Any]:
+    """The real order-intake flow; only `run_flow` is timed."""
+    from deployments.runs import run_flow
+    from integrations import wiring
+
+    watch = Stopwatch()
+    with heartbeats_off():
+        with watch.time("warm_up"):
+            warm_up()
+        with watch.time("setup"):
+            prepare_database(watermark=spec.get("incremental", False))
+            wiring.reset()
+        rss_before = current_rss_mb()
+        if spec.get("tracemalloc"):
+            tracemalloc.start()
+        with watch.time("run"):
+            summary, completed = run_flow("order-intake", {})
+        traced = tracemalloc.get_traced_memory()[1] / 2**20 if tracemalloc.is_tracing() else None
+        tracemalloc.stop()
+    if not completed:
+        raise RuntimeError(f"order-intake did not complete: {summary}")
+    return {
+        "role": "ours", "times": watch.times, "summary": summary, "rows": table_counts(),
+        "rss_after_warm_up_mb": rss_before, "peak_rss_mb": peak_rss_mb(),
+        "tracemalloc_peak_mb": traced, "server_peak_rss_mb": server_peak_rss_mb(),
+    }
+
+
+# ---------------------------------------------------------------------- floor
+
+
+def floor(spec: dict[str, Any]) -> dict[str, Any]:
+    """The least work that lands the same export's orders, lines and customers; all of it timed."""
+    import os
+    import tempfile
+    from collections import defaultdict
+
+    import httpx
+    from sqlalchemy import create_engine, insert
+
+    from integrations.settings import cached_settings
+    from integrations.shopify.queries import BULK_ORDERS_QUERY, BULK_RUN, BULK_STATUS
+    from models.customers import Customer
+    from models.db import upgrade
+    from models.orders import Order, OrderLine
+
+    settings = cached_settings()
+    watch = Stopwatch()
+    with watch.time("setup"):  # the same schema Clerk writes into, untimed like Clerk's seeding
+        upgrade(settings.database_url)
+    url = settings.database_url
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url)
+    endpoint = f"{settings.shopify_shop_url}/admin/api/{settings.shopify_api_version}/graphql.json"
+    headers = {"X-Shopify-Access-Token": settings.shopify_access_token or ""}
+    skipped = 0
+    with watch.time("run"):
+        with httpx.Client(timeout=120) as http:
+            with watch.time("export"):
+                started = http.post(endpoint, headers=headers,
+                                    json={"query": BULK_RUN, "variables": {"query": BULK_ORDERS_QUERY}}).json()
+                job = started["data"]["bulkOperationRunQuery"]["bulkOperation"]["id"]
+                while True:
+                    status = http.post(endpoint, headers=headers,
+                                       json={"query": BULK_STATUS, "variables": {"id": job}}).json()
+                    operation = status["data"]["bulkOperation"]
+                    if operation["status"] == "COMPLETED":
+                        break
+                    if operation["status"] not in ("CREATED", "RUNNING"):
+                        raise RuntimeError(f"bulk operation ended {operation['status']}")
+                    time.sleep(1.0)
+            handle, path = tempfile.mkstemp(suffix=".jsonl")
+            with watch.time("download"), os.fdopen(handle, "wb") as out, \
+                    http.stream("GET", operation["url"]) as response:
+                response.raise_for_status()
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        with watch.time("parse"):
+            orders: list[tuple[dict[str, Any], bytes]] = []
+            children: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            with open(path, "rb") as handle_in:
+                for raw in handle_in:
+                    record = json.loads(raw)
+                    parent = record.pop("__parentId", None)
+                    if parent is None:
+                        orders.append((record, raw))
+                    else:
+                        children[parent].append(record)
+            os.unlink(path)
+            now = datetime.now(UTC)
+            customers: dict[str, None] = {}
+            order_rows: list[dict[str, Any]] = []
+            line_rows: dict[str, list[dict[str, Any]]] = {}
+            for record, raw in orders:
+                try:
+                    row, lines = _floor_rows(record, children.get(record["id"], []), raw, now)
+                except (InvalidOperation, TypeError, KeyError, ValueError):
+                    skipped += 1
+                    continue
+                customer = (record.get("customer") or {}).get("id")
+                if customer:
+                    customers[customer] = None
+                row["customer_key"] = customer
+                order_rows.append(row)
+                line_rows[record["id"]] = lines
+            del orders, children
+        with watch.time("insert"), engine.begin() as conn:
+            customer_ids = dict(conn.execute(
+                insert(Customer.__table__).returning(Customer.external_id, Customer.id, sort_by_parameter_order=True),
+                [{"channel": CHANNEL, "external_id": key, "created_at": now} for key in customers],
+            ).tuples().all())
+            for row in order_rows:
+                key = row.pop("customer_key")
+                row["customer_id"] = customer_ids.get(key) if key else None
+            order_ids = dict(conn.execute(
+                insert(Order.__table__).returning(Order.external_id, Order.id, sort_by_parameter_order=True),
+                order_rows,
+            ).tuples().all())
+            lines = [line | {"order_id": order_ids[external_id]}
+                     for external_id, rows in line_rows.items() for line in rows]
+            if lines:
+                conn.execute(insert(OrderLine.__table__), lines)
+    engine.dispose()
+    return {"role": "floor", "times": watch.times, "orders": len(order_rows), "skipped_unreadable": skipped,
+            "rows": table_counts(), "peak_rss_mb": peak_rss_mb()}
+
+
+def _floor_rows(record: dict[str, Any], lines: list[dict[str, Any]], raw: bytes,
+                now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Plausible column values for one order and its lines, read the obvious way."""
+
+    def amount(node: dict[str, Any] | None) -> Any:
+        return Decimal(node["shopMoney"]["amount"]) if node else Decimal(0)
+
+    if record.get("cancelledAt"):
+        lifecycle = "cancelled"
+    elif record.get("displayFulfillmentStatus") == "FULFILLED":
+        lifecycle = "fulfilled"
+    else:
+        lifecycle = "closed" if record.get("closed") else "open"
+    address = record.get("shippingAddress") or {}
+    row = {
+        "channel": CHANNEL, "external_id": record["id"], "number": record["name"],
+        "status": "accepted" if lifecycle == "open" else lifecycle.replace("closed", "fulfilled"),
+        "lifecycle": lifecycle, "currency": record["currencyCode"],
+        "total": amount(record["totalPriceSet"]), "shipping": amount(record.get("totalShippingPriceSet")),
+        "tax": amount(record.get("totalTaxSet")), "discounts": amount(record.get("totalDiscountsSet")),
+        "taxes_included": bool(record.get("taxesIncluded")),
+        "requires_shipping": bool(record.get("requiresShipping", True)),
+        "risk": ((record.get("risk") or {}).get("recommendation") or "none").lower()[:20],
+        "ship_to_country": address.get("countryCodeV2"),
+        "placed_at": datetime.fromisoformat(record.get("processedAt") or record["createdAt"]),
+        "upstream_updated_at": datetime.fromisoformat(record["updatedAt"]),
+        "fingerprint": hashlib.sha256(raw).hexdigest(), "created_at": now, "updated_at": now,
+    }
+    line_rows = [
+        {"position": n, "sku": line.get("sku") or None, "title": line.get("title") or "",
+         "quantity": int(line["quantity"]), "unit_price": amount(line["originalUnitPriceSet"]),
+         "discount": amount(line.get("totalDiscountSet"))}
+        for n, line in enumerate(lines)
+    ]
+    return row, line_rows
+
+
+# ---------------------------------------------------------------------- naive peer
+
+
+def naive(spec: dict[str, Any]) -> dict[str, Any]:
+    """One Prefect task per order, sequentially, over the first `orders` payloads of the export."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+
+    from domain.intake import decide_batch
+    from domain.orders import PriceTolerance
+    from integrations import wiring
+    from integrations.settings import cached_settings
+    from tasks.orders import load_intake_context, store_orders
+    from tasks.quality import check_orders
+
+    wanted = int(spec["orders"])
+    watch = Stopwatch()
+    with heartbeats_off():
+        with watch.time("warm_up"):
+            warm_up()
+        with watch.time("setup"):
+            prepare_database(watermark=False)
+            wiring.reset()
+            source = wiring.order_source(CHANNEL)
+            status = source.start_export()
+            while status.state != "completed":
+                time.sleep(0.5)
+                status = source.export_status(status.job_id)
+            handle, name = tempfile.mkstemp(suffix=".jsonl")
+            os.close(handle)
+            source.download_export(status.url, Path(name))
+            payloads = next(iter(source.read_export(Path(name), wanted)))
+            os.unlink(name)
+        intake = cached_settings().toml.intake
+        tolerance = PriceTolerance(intake.price_tolerance_absolute, intake.price_tolerance_relative)
+
+        @task(name="intake-one-order", cache_policy=NO_CACHE)
+        def intake_one(payload: dict[str, Any]) -> str:
+            """Parse, quality suite, decide and store for a single order, as Clerk does per batch."""
+            checked = check_orders.fn(CHANNEL, [payload])
+            context = load_intake_context.fn(CHANNEL, checked.orders)
+            known = {external_id: stored for external_id, (_, stored) in context.known.items()}
+            decisions = decide_batch(checked.orders, known, context.catalog, context.available, tolerance)
+            store_orders.fn(CHANNEL, decisions, checked.rejections, context.known, None, {})
+            return decisions[0].status.value if decisions else "quarantined"
+
+        @flow(name="naive-order-intake")
+        def naive_intake() -> dict[str, int]:
+            outcomes: dict[str, int] = {}
+            for payload in payloads:
+                outcome = intake_one(payload)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            return outcomes
+
+        with watch.time("run"):
+            outcomes = naive_intake()
+    return {"role": "naive", "times": watch.times, "orders": len(payloads), "outcomes": outcomes,
+            "rows": table_counts(), "peak_rss_mb": peak_rss_mb()}
+
+
+ROLES = {"ours": ours, "floor": floor, "naive": naive}
+
+
+def main(argv: list[str]) -> int:
+    role, spec = argv[0], json.loads(argv[1])
+    real_stdout, sys.stdout = sys.stdout, sys.stderr  # standard output carries the report only
+    try:
+        report = ROLES[role](spec)
+    finally:
+        sys.stdout = real_stdout
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

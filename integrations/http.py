@@ -1,0 +1,151 @@
+"""Retries with backoff for every vendor client: what counts as transient, and how long to wait.
+
+A transient failure is one that another attempt may cure: a 5xx, a 429, a timeout, a
+connection refused or dropped mid-body, or a body that is not the JSON it claims to be.
+Anything else (401, 404, 422...) is the caller's to judge and is never retried here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from integrations.protocols import UpstreamError
+
+T = TypeVar("T")
+
+
+class TransientFailure(Exception):
+    """A failure worth another attempt; `retry_after` is the server's own hint, in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff with full jitter, a bounded number of attempts.
+
+    `sleep` and `rng` are injectable so tests neither wait nor depend on chance.
+    """
+
+    max_attempts: int = 6
+    base: float = 0.2
+    cap: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, failures: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after the `failures`-th consecutive failure (1-based)."""
+        ceiling = min(self.cap, self.base * 2 ** (failures - 1))
+        jittered = self.rng.uniform(0, ceiling)
+        # A server's Retry-After is a floor worth honouring, but never beyond the cap.
+        return min(self.cap, max(jittered, retry_after or 0.0))
+
+
+def is_transient_status(status: int) -> bool:
+    """5xx and 429: worth another attempt."""
+    return status >= 500 or status == 429
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The `Retry-After` header as seconds (delta or HTTP date), if readable."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def raise_for_transient(response: httpx.Response) -> None:
+    """Raises `TransientFailure` for a 5xx or 429; other statuses pass through."""
+    if is_transient_status(response.status_code):
+        raise TransientFailure(f"HTTP {response.status_code}", retry_after_seconds(response))
+
+
+def decode_json(response: httpx.Response) -> Any:
+    """The body as JSON; a body that is not (truncated, HTML from a proxy) is transient."""
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TransientFailure("response body is not valid JSON") from exc
+
+
+def describe(exc: BaseException) -> str:
+    """A short, data-free description of a failure for messages and logs."""
+    if isinstance(exc, TransientFailure):
+        return str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.TransportError):
+        return f"connection failed ({type(exc).__name__})"
+    return type(exc).__name__
+
+
+def call_with_retry(operation: Callable[[], T], policy: RetryPolicy, what: str) -> T:
+    """Runs `operation`, retrying transient failures; then gives up with `UpstreamError`.
+
+    Args:
+        operation: one complete attempt; raises `TransientFailure` or an
+            `httpx.TransportError` when another attempt may succeed.
+        policy: how often and how long to wait.
+        what: names the upstream in the final error, e.g. "Shopify".
+
+    Raises:
+        UpstreamError: after `policy.max_attempts` transient failures in a row.
+    """
+    failures = 0
+    while True:
+        try:
+            return operation()
+        except (TransientFailure, httpx.TransportError) as exc:
+            failures += 1
+            if failures >= policy.max_attempts:
+                raise UpstreamError(
+                    f"{what} kept failing after {failures} attempts: {describe(exc)}"
+                ) from exc
+            retry_after = exc.retry_after if isinstance(exc, TransientFailure) else None
+            policy.sleep(policy.delay(failures, retry_after))
+
+
+def request_json(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    policy: RetryPolicy,
+    what: str,
+    **kwargs: Any,
+) -> tuple[httpx.Response, Any]:
+    """One HTTP request with retries; returns the final response and its JSON body.
+
+    The body is None for a 4xx other than 429, which is returned unretried for the
+    caller to turn into a clear refusal.
+    """
+
+    def attempt() -> tuple[httpx.Response, Any]:
+        response = client.request(method, url, **kwargs)
+        raise_for_transient(response)
+        if response.is_error:
+            return response, None
+        return response, decode_json(response)
+
+    return call_with_retry(attempt, policy, what)

@@ -1,0 +1,531 @@
+"""The Shopify GraphQL Admin client: the only code here that talks to Shopify.
+
+`_attempt` is the one transport seam; everything it sends is built, and everything it
+receives is read, by the pure functions of `mapping.py`. Two budgets govern retries:
+transient failures (5xx, timeouts, drops, garbled bodies) spend `max_attempts`, while
+throttling is waited out by the cost-bucket model and spends a budget of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from array import array
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import httpx
+
+from domain.orders import ChannelOrder
+from integrations.http import (
+    RetryPolicy,
+    TransientFailure,
+    call_with_retry,
+    decode_json,
+    raise_for_transient,
+    retry_after_seconds,
+)
+from integrations.protocols import CatalogItem, ExportStatus, OrderPage, Payload, UpstreamError
+from integrations.shopify import mapping
+from integrations.shopify.mapping import ShapeError, ThrottleStatus
+from integrations.shopify.queries import (
+    BULK_ORDERS_QUERY,
+    BULK_RUN,
+    BULK_STATUS,
+    CURRENT_BULK,
+    ORDER_LINES_PAGE,
+    ORDERS_PAGE,
+    ORDERS_PER_PAGE,
+    SHOP_PING,
+    VARIANTS_PAGE,
+    VARIANTS_PER_PAGE,
+)
+
+if TYPE_CHECKING:
+    from integrations.settings import Settings
+
+T = TypeVar("T")
+
+SHOP_URL = "CLERK_SHOPIFY_SHOP_URL"
+ACCESS_TOKEN = "CLERK_SHOPIFY_ACCESS_TOKEN"
+API_VERSION = "CLERK_SHOPIFY_API_VERSION"
+
+# GraphQL error codes that another attempt may cure.
+_TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"})
+
+
+class CostBucket:
+    """A local model of Shopify's leaky bucket, fed by every response's `throttleStatus`.
+
+    Between readings the bucket is projected to refill at `restoreRate`, capped at
+    `maximumAvailable`; before a query is sent the client waits until its expected cost
+    is projected to be there, so a well-behaved client is rarely throttled at all.
+    """
+
+    def __init__(self, clock: Callable[[], float]):
+        self._clock = clock
+        self._reading: ThrottleStatus | None = None
+        self._read_at = 0.0
+
+    def observe(self, status: ThrottleStatus) -> None:
+        self._reading = status
+        self._read_at = self._clock()
+
+    def projected(self) -> float | None:
+        """Points expected to be available now, or None before the first reading."""
+        if self._reading is None:
+            return None
+        elapsed = max(0.0, self._clock() - self._read_at)
+        restored = self._reading.available + elapsed * self._reading.restore_rate
+        return min(self._reading.maximum, restored)
+
+    def wait_for(self, cost: float) -> float:
+        """Seconds until `cost` points are projected to be available (0 when they are)."""
+        available = self.projected()
+        if self._reading is None or available is None:
+            return 0.0
+        # No query may need more than a full bucket; asking for more would wait forever.
+        deficit = min(cost, self._reading.maximum) - available
+        return max(0.0, deficit / self._reading.restore_rate)
+
+
+class _Throttled:
+    """Shopify refused a query for want of points; `retry_after` is its hint, if any."""
+
+    def __init__(self, retry_after: float | None):
+        self.retry_after = retry_after
+
+
+class ShopifyClient:
+    """Orders, exports and the catalog of one Shopify shop, over the GraphQL Admin API."""
+
+    channel = mapping.CHANNEL
+    max_throttle_waits = 20
+
+    def __init__(
+        self,
+        shop_url: str,
+        access_token: str,
+        api_version: str = "2026-10",
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.shop_url = shop_url.rstrip("/")
+        self.api_version = api_version
+        try:
+            self.endpoint = httpx.URL(f"{self.shop_url}/admin/api/{api_version}/graphql.json")
+        except httpx.InvalidURL as exc:
+            raise UpstreamError(f"{SHOP_URL} is not a URL", setting=SHOP_URL) from exc
+        if self.endpoint.scheme not in ("http", "https") or not self.endpoint.host:
+            raise UpstreamError(f"Shopify's URL must start with https:// ({SHOP_URL})", setting=SHOP_URL)
+        self._token = access_token
+        self._timeout = timeout
+        self._owns_http = http is None
+        self._http = http or httpx.Client(timeout=timeout)
+        self._sleep = sleep
+        self._policy = RetryPolicy(max_attempts=max_attempts, sleep=sleep, rng=rng or random.Random())
+        self._bucket = CostBucket(clock)
+        self._expected_costs: dict[str, float] = {}
+        self._currency: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ShopifyClient:
+        """A client from the CLERK_SHOPIFY_* settings.
+
+        Raises:
+            UpstreamError: naming the variable that is missing.
+        """
+        if not settings.shopify_shop_url:
+            raise UpstreamError(f"{SHOP_URL} is not set", setting=SHOP_URL)
+        if not settings.shopify_access_token:
+            raise UpstreamError(f"{ACCESS_TOKEN} is not set", setting=ACCESS_TOKEN)
+        return cls(
+            settings.shopify_shop_url,
+            settings.shopify_access_token,
+            settings.shopify_api_version,
+            timeout=settings.http_timeout_seconds,
+            max_attempts=settings.http_max_attempts,
+        )
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> ShopifyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def _refusal(self, status: int) -> UpstreamError:
+        if status in (401, 403):
+            return UpstreamError(f"Shopify refused the access token ({ACCESS_TOKEN})", setting=ACCESS_TOKEN)
+        if status == 404 and not mapping.is_api_version(self.api_version):
+            return UpstreamError(
+                f"Shopify has no API version '{self.api_version}' ({API_VERSION})", setting=API_VERSION
+            )
+        if status == 404:
+            # A well-formed version Shopify does not serve 404s just like a wrong shop URL.
+            return UpstreamError(
+                f"No Shopify Admin API at {self.endpoint} (HTTP 404); check {SHOP_URL} "
+                f"(and {API_VERSION}={self.api_version})",
+                setting=SHOP_URL,
+            )
+        if 300 <= status < 400:
+            return UpstreamError(
+                f"Shopify redirected the API request (HTTP {status}); {SHOP_URL} should be "
+                "https://{shop}.myshopify.com",
+                setting=SHOP_URL,
+            )
+        return UpstreamError(f"Shopify rejected the request (HTTP {status})")
+
+    def _attempt(
+        self, name: str, request: Payload, parse: Callable[[Payload], T], strict: bool
+    ) -> T | _Throttled:
+        """One POST to the GraphQL endpoint, read to the end.
+
+        Raises TransientFailure (or lets an httpx.TransportError through) for what is
+        worth another attempt, UpstreamError for refusals. With `strict`, an unreachable
+        host is a refusal too: that is a wrong URL, not a passing fault.
+        """
+        try:
+            response = self._http.post(
+                self.endpoint,
+                json=request,
+                headers={"X-Shopify-Access-Token": self._token, "Accept": "application/json"},
+                timeout=self._timeout,
+            )
+        except httpx.ConnectError as exc:
+            if strict:
+                raise UpstreamError(
+                    f"Cannot reach Shopify at {self.shop_url} ({SHOP_URL})", setting=SHOP_URL
+                ) from exc
+            raise
+        if response.status_code == 429:
+            try:
+                self._observe(name, json.loads(response.content))
+            except ValueError:
+                pass  # a bare 429 without a cost reading is still a throttle
+            return _Throttled(retry_after_seconds(response))
+        raise_for_transient(response)
+        if response.status_code >= 300:
+            raise self._refusal(response.status_code)
+        body = decode_json(response)
+        if not isinstance(body, dict):
+            raise TransientFailure("response body is not a JSON object")
+        self._observe(name, body)
+        errors = mapping.parse_errors(body)
+        if mapping.is_throttled(errors):
+            return _Throttled(None)
+        if any(error.code in _TRANSIENT_CODES for error in errors):
+            raise TransientFailure("Shopify reported an internal error")
+        if any(error.code == "ACCESS_DENIED" for error in errors):
+            raise UpstreamError(
+                f"Shopify denied access: the token lacks a scope ({ACCESS_TOKEN})", setting=ACCESS_TOKEN
+            )
+        if errors:
+            messages = "; ".join(error.message[:200] for error in errors[:3])
+            raise UpstreamError(f"Shopify rejected {name}: {messages}")
+        try:
+            return parse(mapping.parse_data(body))
+        except ShapeError as exc:
+            raise TransientFailure(f"{name} answer is incomplete ({exc})") from exc
+
+    def _observe(self, name: str, body: Any) -> None:
+        cost = mapping.parse_query_cost(body)
+        if cost is None:
+            return
+        if cost.throttle is not None:
+            self._bucket.observe(cost.throttle)
+        if cost.requested is not None:
+            self._expected_costs[name] = cost.requested
+
+    def _query(
+        self,
+        name: str,
+        document: str,
+        variables: Payload,
+        parse: Callable[[Payload], T],
+        strict: bool = False,
+    ) -> T:
+        """Runs one GraphQL operation, pacing it by the cost bucket and waiting out throttles."""
+        request = mapping.build_graphql_request(document, variables)
+        throttled: _Throttled | None = None
+        for waits in range(self.max_throttle_waits + 1):
+            expected = self._expected_costs.get(name) or mapping.requested_cost(document, variables)
+            delay = self._bucket.wait_for(expected)
+            if throttled is not None and delay <= 0:
+                # Throttled though the model saw room (no reading yet, or a bare 429):
+                # back off rather than ask again at once.
+                delay = max(throttled.retry_after or 0.0, self._policy.delay(waits))
+            if delay > 0:
+                self._sleep(delay)
+            outcome = call_with_retry(
+                lambda: self._attempt(name, request, parse, strict), self._policy, "Shopify"
+            )
+            if not isinstance(outcome, _Throttled):
+                return outcome
+            throttled = outcome
+        raise UpstreamError(f"Shopify kept throttling {name} after {self.max_throttle_waits} waits")
+
+    # ------------------------------------------------------------------ shop
+
+    def ping(self) -> None:
+        """Checks URL, version and token with one cheap query; caches the shop's currency.
+
+        Raises:
+            UpstreamError: one line naming the CLERK_SHOPIFY_* variable to fix.
+        """
+        self._currency = self._query(
+            "ShopPing", SHOP_PING, {}, mapping.parse_shop_currency, strict=True
+        )
+
+    def _shop_currency(self) -> str:
+        if self._currency is None:
+            self._currency = self._query("ShopPing", SHOP_PING, {}, mapping.parse_shop_currency)
+        return self._currency
+
+    # ------------------------------------------------------------------ orders
+
+    def changed_orders(self, since: datetime | None, cursor: str | None, limit: int) -> OrderPage:
+        """Orders updated at or after `since`, oldest change first, about `limit` of them.
+
+        Every payload carries all its lines: orders with more lines than a page holds
+        are completed with ORDER_LINES_PAGE before they are returned.
+        """
+        payloads: list[Payload] = []
+        after, has_next = cursor, True
+        while has_next and len(payloads) < limit:
+            first = min(ORDERS_PER_PAGE, limit - len(payloads))
+            variables = mapping.build_orders_variables(since, after, first)
+            page = self._query("OrdersPage", ORDERS_PAGE, variables, mapping.parse_orders_page)
+            gone = set()
+            for index, lines_cursor in page.unfinished:
+                order = page.orders[index]
+                rest = self._remaining_lines(order["id"], lines_cursor)
+                if rest is None:
+                    gone.add(index)
+                else:
+                    order["lineItems"]["nodes"].extend(rest)
+            payloads.extend(order for index, order in enumerate(page.orders) if index not in gone)
+            after, has_next = page.end_cursor, page.has_next
+        return OrderPage(payloads, after if has_next else None, mapping.newest_update(payloads))
+
+    def _remaining_lines(self, order_id: str, after: str) -> list[Any] | None:
+        """The lines of an order after `after`; None when the order was deleted meanwhile."""
+        lines: list[Any] = []
+        cursor: str | None = after
+        while cursor is not None:
+            variables = {"id": order_id, "after": cursor}
+            page = self._query("OrderLinesPage", ORDER_LINES_PAGE, variables, mapping.parse_order_lines_page)
+            if page is None:
+                return None
+            lines.extend(page.lines)
+            cursor = page.end_cursor if page.has_next else None
+        return lines
+
+    def parse_order(self, payload: Payload) -> ChannelOrder:
+        """Pure mapping of one payload (see `mapping.parse_order`)."""
+        return mapping.parse_order(payload, self.channel)
+
+    # ------------------------------------------------------------------ catalog
+
+    def catalog_pages(self) -> Iterator[list[CatalogItem]]:
+        """Every variant with a SKU, a page at a time, priced in the shop's currency."""
+        currency = self._shop_currency()
+        after: str | None = None
+        while True:
+            variables = {"first": VARIANTS_PER_PAGE, "after": after, "query": None}
+            page = self._query(
+                "VariantsPage", VARIANTS_PAGE, variables,
+                lambda data: mapping.parse_variants_page(data, currency),
+            )
+            if page.items:
+                yield page.items
+            if not page.has_next:
+                return
+            after = page.end_cursor
+
+    # ------------------------------------------------------------------ bulk export
+
+    def start_export(self) -> ExportStatus:
+        """Starts a bulk export of every order, or adopts the one already running.
+
+        Raises:
+            UpstreamError: when Shopify will not start one and none can be adopted.
+        """
+        outcome = self._query("BulkRun", BULK_RUN, {"query": BULK_ORDERS_QUERY}, mapping.parse_bulk_run)
+        if isinstance(outcome, ExportStatus):
+            return outcome
+        if outcome.busy:
+            running = self._query(
+                "CurrentBulk", CURRENT_BULK, {},
+                lambda data: mapping.parse_current_bulk(data, BULK_ORDERS_QUERY),
+            )
+            if running is not None:
+                return running
+        raise UpstreamError("Shopify would not start the order export: " + "; ".join(outcome.messages))
+
+    def export_status(self, job_id: str) -> ExportStatus:
+        """Where a bulk export stands: running, completed (with its URL) or failed."""
+        return self._query("BulkStatus", BULK_STATUS, {"id": job_id}, mapping.parse_bulk_status)
+
+    def download_export(self, url: str, destination: Path) -> int:
+        """Streams the export's JSONL to `destination`; a failed attempt starts over.
+
+        The URL is a signed storage link: the Shopify token is not sent with it.
+        """
+        destination = Path(destination)
+        partial = destination.with_name(destination.name + ".part")
+
+        def attempt() -> int:
+            with self._http.stream("GET", url, timeout=self._timeout, follow_redirects=True) as response:
+                raise_for_transient(response)
+                if response.is_error:
+                    raise UpstreamError(
+                        f"Shopify's export link was refused (HTTP {response.status_code}); "
+                        "it may have expired"
+                    )
+                size = 0
+                pending = b""
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                        size += len(chunk)
+                        *complete, pending = (pending + chunk).split(b"\n")
+                        for line in complete:
+                            _check_export_line(line)
+                    _check_export_line(pending)
+            partial.replace(destination)
+            return size
+
+        try:
+            return call_with_retry(attempt, self._policy, "Shopify export download")
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def read_export(self, path: Path, batch_size: int) -> Iterator[list[Payload]]:
+        """Order payloads from a downloaded export, `batch_size` at a time (see `read_bulk_export`)."""
+        return read_bulk_export(Path(path), batch_size)
+
+
+# ---------------------------------------------------------------------- export files
+
+
+def _check_export_line(line: bytes) -> None:
+    """Checks one downloaded line: blank, or a JSON object with an id.
+
+    Every level of BULK_ORDERS_QUERY selects `id`, so anything else (an error page, a
+    garbled or truncated body served as 200) is not the export, and worth another try.
+    """
+    if not line.strip():
+        return
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise TransientFailure("export download is not JSON lines") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+        raise TransientFailure("export download is not an orders export")
+
+
+def _order_key(order_id: str) -> int | str:
+    # Numeric keys take a third of the memory of the gid strings they come from.
+    prefix, _, tail = order_id.rpartition("/")
+    if prefix == "gid://shopify/Order" and tail.isascii() and tail.isdigit():
+        return int(tail)
+    return order_id
+
+
+class _ExportIndex:
+    """Where each order and each of its children sit in an export file.
+
+    Built in one pass, so children may come before, after or far from their parent
+    (since API 2026-01 Shopify no longer groups them). Only compact integer arrays
+    outlive the pass; the one dict, from order id to a slot, is dropped at its end.
+
+    Raises:
+        UpstreamError: when a line of the file is not a JSON object.
+    """
+
+    def __init__(self, handle: IO[bytes]):
+        slots: dict[int | str, int] = {}
+        self.order_offsets = array("q")
+        self.order_slots = array("q")
+        child_slots = array("q")
+        child_offsets = array("q")
+        offset = 0
+        for number, raw in enumerate(handle, start=1):
+            if raw.strip():
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    record = None
+                if not isinstance(record, dict):
+                    raise UpstreamError(f"Shopify export line {number} is not a JSON object")
+                parent = record.get("__parentId")
+                if isinstance(parent, str):
+                    child_slots.append(slots.setdefault(_order_key(parent), len(slots)))
+                    child_offsets.append(offset)
+                else:
+                    own = record.get("id")
+                    self.order_offsets.append(offset)
+                    slot = slots.setdefault(_order_key(own), len(slots)) if isinstance(own, str) else -1
+                    self.order_slots.append(slot)
+            offset += len(raw)
+        # Counting sort of the children by slot, keeping file order within a parent.
+        self.starts = array("q", bytes(8 * (len(slots) + 1)))
+        for slot in child_slots:
+            self.starts[slot + 1] += 1
+        for slot in range(len(slots)):
+            self.starts[slot + 1] += self.starts[slot]
+        fill = array("q", self.starts)
+        self.child_offsets = array("q", bytes(8 * len(child_offsets)))
+        for slot, child_offset in zip(child_slots, child_offsets, strict=True):
+            self.child_offsets[fill[slot]] = child_offset
+            fill[slot] += 1
+
+
+def read_bulk_export(path: Path, batch_size: int) -> Iterator[list[Payload]]:
+    """Order payloads from a bulk-export JSONL file, in file order, `batch_size` at a time.
+
+    Each order gets its line items (the lines carrying its id as `__parentId`, with that
+    key dropped) as `"lineItems": {"nodes": [...]}`, the shape `changed_orders` returns.
+    Memory holds one batch plus a few integers per line, however large the file.
+
+    Raises:
+        UpstreamError: when a line of the file is not a JSON object.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    with path.open("rb") as handle:
+        index = _ExportIndex(handle)
+    batch: list[Payload] = []
+    with path.open("rb") as orders, path.open("rb") as children:
+        for offset, slot in zip(index.order_offsets, index.order_slots, strict=True):
+            orders.seek(offset)
+            order = json.loads(orders.readline())
+            lines = []
+            if slot >= 0:
+                for at in range(index.starts[slot], index.starts[slot + 1]):
+                    children.seek(index.child_offsets[at])
+                    line = json.loads(children.readline())
+                    line.pop("__parentId", None)
+                    lines.append(line)
+            # The bulk query has one nested connection, lineItems: every child is a line.
+            order["lineItems"] = {"nodes": lines}
+            batch.append(order)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
