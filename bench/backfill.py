@@ -35,7 +35,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import RESULTS, fresh_database, postgres_available, run_worker, shopify_sandbox
+from bench.harness import (
+    RESULTS,
+    fresh_database,
+    postgres_available,
+    prefect_home_template,
+    run_worker,
+    shopify_sandbox,
+)
 
 TARGET_FLOW_OVER_FLOOR = 2.0
 TARGET_NAIVE_OVER_OURS = 100.0
@@ -69,12 +76,14 @@ def _per_order_ms(report: dict[str, Any], orders: int) -> float:
 def measure(args: argparse.Namespace, kinds: list[str], scratch: Path, log: Path) -> dict[str, Any]:
     """Runs every measurement; returns the raw worker reports by database kind."""
     raw: dict[str, Any] = {kind: {"ours": {}, "floor": {}, "tracemalloc": {}, "incremental": {}} for kind in kinds}
+    print("priming a Prefect home (server database migrated once) ...", file=sys.stderr)
+    template = prefect_home_template(scratch, log)
 
     def step(kind: str, role: str, spec: dict[str, Any], shop: Any) -> dict[str, Any]:
         started = time.perf_counter()
         print(f"  {LABELS[kind]:<10} {role:<6} {json.dumps(spec)} ...", end="", file=sys.stderr, flush=True)
         with fresh_database(kind, scratch) as url:
-            report = run_worker(role, spec, shop, url, scratch, log)
+            report = run_worker(role, spec, shop, url, scratch, log, template)
         print(f" {report['times']['run']:.1f} s (worker {time.perf_counter() - started:.0f} s)",
               file=sys.stderr, flush=True)
         return report

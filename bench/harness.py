@@ -132,16 +132,32 @@ def _base_env() -> dict[str, str]:
     return env
 
 
+def prefect_home_template(scratch: Path, log: Path) -> Path:
+    """A Prefect home whose server database is already migrated, for workers to copy.
+
+    A fresh home costs each worker ~20 s of server migrations before its ephemeral
+    server answers; a copy of this one starts like an existing installation does.
+    """
+    template = scratch / "prefect-template"
+    run_worker("prime", {}, None, None, scratch, log, keep_home=template)
+    return template
+
+
 def run_worker(role: str, spec: dict[str, Any], shop: Shop | None, database_url: str | None,
-               scratch: Path, log: Path) -> dict[str, Any]:
+               scratch: Path, log: Path, template: Path | None = None,
+               keep_home: Path | None = None) -> dict[str, Any]:
     """Runs one measurement in a fresh `python -m bench.worker` process; returns its JSON report.
 
-    The worker gets a Prefect home of its own (a fresh ephemeral server database), runs
-    in an empty directory (no stray `clerk.toml` or `.env`), and sees Clerk's settings
-    only through CLERK_* variables pointing at `shop` and `database_url`.
+    The worker gets a Prefect home of its own (a copy of `template`, or empty), runs in
+    an empty directory (no stray `clerk.toml` or `.env`), and sees Clerk's settings only
+    through CLERK_* variables pointing at `shop` and `database_url`. With `keep_home`,
+    the worker's Prefect home is moved there afterwards.
     """
     home = Path(tempfile.mkdtemp(prefix=f"clerk-bench-{role}-", dir=scratch))
-    env = _base_env() | {"PREFECT_HOME": str(home / "prefect"), "PREFECT_UI_ENABLED": "false"}
+    if template is not None:
+        shutil.copytree(template, home / "prefect")
+    env = _base_env() | {"PREFECT_HOME": str(home / "prefect"), "PREFECT_UI_ENABLED": "false",
+                         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
     if shop is not None:
         env |= {"CLERK_SHOPIFY_SHOP_URL": shop.url, "CLERK_SHOPIFY_ACCESS_TOKEN": shop.token}
     if database_url is not None:
@@ -155,6 +171,8 @@ def run_worker(role: str, spec: dict[str, Any], shop: Shop | None, database_url:
         lines = done.stdout.decode().strip().splitlines()
         if done.returncode != 0 or not lines:
             raise RuntimeError(f"bench worker {role} failed (exit {done.returncode}); see {log}")
+        if keep_home is not None:
+            shutil.move(home / "prefect", keep_home)
         return json.loads(lines[-1])
     finally:
         shutil.rmtree(home, ignore_errors=True)

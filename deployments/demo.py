@@ -103,7 +103,7 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
 
         print(f"\n== Slack messages the sandbox received ({len(slack.messages)})")
         for message in slack.messages:
-            print("   " + message["text"].replace("\n", "\n   "))
+            print("   " + (message.text or "").replace("\n", "\n   "))
 
         written = []
         with unit_of_work(url) as session:

@@ -32,10 +32,13 @@ class Faults:
     seed: int = 0
     injected: dict[str, int] = field(default_factory=dict)
     _rng: random.Random = field(init=False, repr=False)
+    _status_rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        # A stream of its own, so which 5xx is sent never shifts which requests are faulted.
+        self._status_rng = random.Random(self.seed + 1)
 
     @classmethod
     def uniform(cls, rate: float, seed: int = 0, timeout_seconds: float = 3.0) -> Faults:
@@ -63,7 +66,7 @@ class Faults:
     def error_status(self) -> int:
         """Which 5xx to answer with, from the same seeded draw."""
         with self._lock:
-            return self._rng.choice([500, 502, 503, 504])
+            return self._status_rng.choice([500, 502, 503, 504])
 
 
 class FaultInjector:

@@ -1,0 +1,38 @@
+"""prefect.yaml and `clerk serve` describe the same deployments, and their entrypoints load."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import yaml
+
+from deployments.runs import FLOWS
+from deployments.serve import SCHEDULES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _prefect_yaml() -> dict:
+    return yaml.safe_load((ROOT / "prefect.yaml").read_text())
+
+
+def test_every_deployment_in_prefect_yaml_is_served_on_the_same_schedule() -> None:
+    deployments = {d["name"]: d for d in _prefect_yaml()["deployments"]}
+    assert set(deployments) == set(SCHEDULES)
+    for name, deployment in deployments.items():
+        assert [s["interval"] for s in deployment["schedules"]] == [SCHEDULES[name]]
+        assert deployment["concurrency_limit"] == 1
+
+
+def test_entrypoints_name_the_flows_the_cli_runs() -> None:
+    for deployment in _prefect_yaml()["deployments"]:
+        path, function = deployment["entrypoint"].split(":")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        flow = getattr(module, function)
+        assert flow.name == deployment["name"]
+        assert FLOWS[deployment["name"]] == f"{module.__name__}:{function}"
+
+
+def test_order_intake_runs_every_fifteen_minutes() -> None:
+    assert SCHEDULES["order-intake"] == 15 * 60
