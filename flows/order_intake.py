@@ -26,6 +26,7 @@ from flows.alerting import report_trouble, tell_clerks
 from integrations.protocols import OrderExport, Payload
 from integrations.settings import Intake, cached_settings
 from integrations.wiring import enabled_channels, order_source
+from tasks.catalog import RESOURCE as CATALOG
 from tasks.catalog import fetch_channel_catalog, store_channel_catalog
 from tasks.orders import (
     advance_watermark,
@@ -94,7 +95,8 @@ def _backfill(channel: str, source: OrderExport, state: dict[str, Any], tally: T
 
 
 def _sync_channel(channel: str, tally: Tally, settings: Intake, tolerance: PriceTolerance) -> None:
-    store_channel_catalog(channel, quote(fetch_channel_catalog(channel)))
+    catalog_since = load_watermark(channel, CATALOG).synced_through
+    store_channel_catalog(channel, quote(fetch_channel_catalog(channel, catalog_since)))
     watermark = load_watermark(channel)
     source = order_source(channel)
     since = watermark.synced_through

@@ -68,6 +68,7 @@ class CatalogItem:
     barcode: str | None = None
     category: str | None = None
     channel_ref: str | None = None
+    updated_at: datetime | None = None
 
 
 @runtime_checkable
@@ -82,8 +83,8 @@ class OrderSource(Protocol):
     def parse_order(self, payload: Payload) -> ChannelOrder:
         """Pure mapping of one payload. Raises `Unreadable` with a reason code."""
 
-    def catalog_pages(self) -> Iterator[list[CatalogItem]]:
-        """Every variant the channel sells, a page at a time."""
+    def catalog_pages(self, since: datetime | None = None) -> Iterator[list[CatalogItem]]:
+        """Variants the channel sells, changed at or after `since` (all when None), a page at a time."""
 
 
 @runtime_checkable

@@ -45,9 +45,9 @@ class IntakeContext:
 
 
 @batch_task(name="load-watermark")
-def load_watermark(channel: str) -> Watermark:
+def load_watermark(channel: str, resource: str = "orders") -> Watermark:
     with unit_of_work(_db()) as session:
-        row = store.watermark(session, channel)
+        row = store.watermark(session, channel, resource)
         return Watermark(row.synced_through, dict(row.state or {})) if row else Watermark(None, {})
 
 

@@ -340,12 +340,13 @@ class ShopifyClient:
 
     # ------------------------------------------------------------------ catalog
 
-    def catalog_pages(self) -> Iterator[list[CatalogItem]]:
-        """Every variant with a SKU, a page at a time, priced in the shop's currency."""
+    def catalog_pages(self, since: datetime | None = None) -> Iterator[list[CatalogItem]]:
+        """Variants with a SKU updated at or after `since` (all when None), priced in the shop's currency."""
         currency = self._shop_currency()
         after: str | None = None
+        query = mapping.build_updated_since_query(since) or None
         while True:
-            variables = {"first": VARIANTS_PER_PAGE, "after": after, "query": None}
+            variables = {"first": VARIANTS_PER_PAGE, "after": after, "query": query}
             page = self._query(
                 "VariantsPage", VARIANTS_PAGE, variables,
                 lambda data: mapping.parse_variants_page(data, currency),

@@ -47,8 +47,8 @@ def build_graphql_request(document: str, variables: Mapping[str, Any] | None = N
     return {"query": document, "variables": dict(variables or {})}
 
 
-def build_orders_query(since: datetime | None) -> str:
-    """Shopify search syntax for orders updated at or after `since` ("" for every order).
+def build_updated_since_query(since: datetime | None) -> str:
+    """Shopify search syntax for records updated at or after `since` ("" for every record).
 
     Seconds are floored, so an order updated within the same second is never missed.
     """
@@ -60,7 +60,7 @@ def build_orders_query(since: datetime | None) -> str:
 
 def build_orders_variables(since: datetime | None, cursor: str | None, first: int) -> Payload:
     """Variables for ORDERS_PAGE."""
-    return {"first": first, "after": cursor, "query": build_orders_query(since)}
+    return {"first": first, "after": cursor, "query": build_updated_since_query(since)}
 
 
 def is_api_version(version: str) -> bool:
@@ -477,6 +477,7 @@ def parse_variants_page(data: Payload, currency: str) -> VariantsPage:
                 barcode=_text(node.get("barcode")) or None,
                 category=_text(product.get("productType")) or None,
                 channel_ref=node.get("id") if isinstance(node.get("id"), str) else None,
+                updated_at=_read_timestamp(node.get("updatedAt")),
             )
         )
     return VariantsPage(items, cursor, has_next)

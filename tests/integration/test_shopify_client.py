@@ -10,7 +10,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -761,3 +761,15 @@ def test_wrong_settings_fail_fast_naming_the_variable(shared_store: Store) -> No
             pytest.raises(UpstreamError) as caught:
         client.ping()
     assert caught.value.setting == "CLERK_SHOPIFY_SHOP_URL"
+
+
+def test_catalog_sync_reads_only_variants_changed_since(shared_store: Store) -> None:
+    with sandbox(shared_store) as (app, url), ShopifyClient(url, SANDBOX_TOKEN) as client:
+        everything = [item for page in client.catalog_pages() for item in page]
+        newest = max(item.updated_at for item in everything)
+        recent = [item for page in client.catalog_pages(newest) for item in page]
+        future = [item for page in client.catalog_pages(newest + timedelta(days=1)) for item in page]
+    assert len(everything) == len({v.sku for v in shared_store.variants})
+    assert 1 <= len(recent) < len(everything)
+    assert all(item.updated_at >= newest.replace(microsecond=0) for item in recent)
+    assert future == []

@@ -315,9 +315,9 @@ def test_damaged_real_orders_raise_only_unreadable(damage: list[tuple[tuple, Any
 
 
 def test_orders_query_uses_shopify_search_syntax() -> None:
-    assert mapping.build_orders_query(None) == ""
+    assert mapping.build_updated_since_query(None) == ""
     since = datetime(2026, 1, 1, 2, 30, 15, 999_000, tzinfo=timezone(timedelta(hours=2)))
-    assert mapping.build_orders_query(since) == "updated_at:>='2026-01-01T00:30:15Z'"
+    assert mapping.build_updated_since_query(since) == "updated_at:>='2026-01-01T00:30:15Z'"
     assert mapping.build_orders_variables(since, "abc", 10) == {
         "first": 10,
         "after": "abc",
