@@ -161,6 +161,12 @@ class Tally:
             if self.outcomes[key] == Outcome.QUARANTINED:
                 self.reasons[key] = (rejection.reason,)
 
+    def release(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Orders accepted after all, once stock arrived: no longer held by this run."""
+        for key in keys:
+            self.held.discard(key)
+            self.reasons.pop(key, None)
+
     def counts(self, channel: str | None = None) -> dict[str, int]:
         """fetched, created, updated, unchanged, quarantined and held, for one channel or all."""
         keys = [k for k in self.outcomes if channel is None or k[0] == channel]

@@ -22,6 +22,7 @@ from prefect.utilities.annotations import quote
 from domain.intake import Tally, decide_batch
 from domain.orders import PriceTolerance
 from domain.reasons import ALL_REASONS
+from domain.stock import Claim, allocate
 from flows.alerting import report_trouble, tell_clerks
 from integrations.protocols import OrderExport, Payload
 from integrations.settings import Intake, cached_settings
@@ -32,8 +33,10 @@ from tasks.orders import (
     advance_watermark,
     download_order_export,
     fetch_changed_orders,
+    find_orders_waiting_for_stock,
     load_intake_context,
     load_watermark,
+    release_orders_for_stock,
     start_order_export,
     store_orders,
     wait_for_order_export,
@@ -105,6 +108,19 @@ def _sync_channel(channel: str, tally: Tally, settings: Intake, tolerance: Price
     _incremental(channel, since, tally, settings, tolerance)
 
 
+def _release_stock_holds(tally: Tally) -> int:
+    """Orders held only for stock take what arrived or was released since, oldest first."""
+    waiting = find_orders_waiting_for_stock()
+    claims = [Claim(str(order_id), wanted, {}) for order_id, _, _, _, wanted in waiting.orders]
+    granted = allocate(claims, waiting.available)
+    released = [(order_id, channel, external_id, wanted) for order_id, channel, external_id, _, wanted in waiting.orders
+                if str(order_id) in granted]
+    if released:
+        release_orders_for_stock(quote([(order_id, wanted) for order_id, _, _, wanted in released]))
+        tally.release((channel, external_id) for _, channel, external_id, _ in released)
+    return len(released)
+
+
 def _publish(summary: dict[str, Any]) -> None:
     rows = [{"channel": name} | counts for name, counts in summary["channels"].items()]
     create_table_artifact(rows, key="order-intake-summary", description="Orders by channel, this run")
@@ -130,8 +146,12 @@ def order_intake(channels: list[str] | None = None) -> dict[str, Any]:
     tally = Tally()
     logger = get_run_logger()
     try:
+        # Before: orders already waiting get first call on stock that arrived since the last run.
+        # After: stock freed by cancellations in this run.
+        released = _release_stock_holds(tally)
         for channel in names:
             _sync_channel(channel, tally, intake, tolerance)
+        released += _release_stock_holds(tally)
         alerts_sent = tell_clerks(FLOW, flow_run.get_id(), flow_run.ui_url)
     except Exception as exc:
         report_trouble(FLOW, flow_run.get_id(), flow_run.ui_url, exc)
@@ -140,6 +160,7 @@ def order_intake(channels: list[str] | None = None) -> dict[str, Any]:
         "flow": FLOW,
         **tally.counts(),
         "reasons": tally.reason_counts(ALL_REASONS),
+        "released": released,
         "alerts_sent": alerts_sent,
         "channels": {name: tally.counts(name) for name in names},
     }

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from domain.intake import Decision, Known, Outcome, Rejection
 from domain.orders import CatalogPrice, ChannelOrder, Status
+from domain.reasons import Hold
 from domain.redact import redact
 from models.base import utcnow
 from models.catalog import Variant
@@ -25,6 +26,13 @@ from models.sync import SyncWatermark
 
 # SQLite allows 32,766 bound parameters; PostgreSQL 65,535. Chunk IN lists well below both.
 _CHUNK = 5000
+
+# ORM bulk INSERTs leave a None-valued key out of that row's parameters, and rows with
+# different key sets cannot share a statement: a batch whose rows alternate (a street2
+# here, none there) went to the database one row per statement. Rendering NULLs keeps
+# every row's keys alike, so a batch is one multi-row INSERT. No column these inserts
+# fill has a default a NULL could displace.
+_BULK = {"render_nulls": True}
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -120,7 +128,8 @@ def _upsert_customers(session: Session, channel: str, orders: Sequence[ChannelOr
     missing = [{"channel": channel, "external_id": key, "created_at": utcnow()} for key in keys if key not in ids]
     if missing:
         rows = session.execute(
-            insert(Customer).returning(Customer.external_id, Customer.id, sort_by_parameter_order=True), missing
+            insert(Customer).returning(Customer.external_id, Customer.id, sort_by_parameter_order=True), missing,
+            execution_options=_BULK,
         )
         ids.update(dict(rows.tuples().all()))
     pii_ids = [ids[key] for key in keys]
@@ -132,7 +141,7 @@ def _upsert_customers(session: Session, channel: str, orders: Sequence[ChannelOr
         for key, c in by_key.items() if c is not None
     ]
     if pii:
-        session.execute(insert(CustomerPII), pii)
+        session.execute(insert(CustomerPII), pii, execution_options=_BULK)
     return ids
 
 
@@ -175,6 +184,7 @@ def store_decisions(
         rows = session.execute(
             insert(Order).returning(Order.external_id, Order.id, sort_by_parameter_order=True),
             [{**_order_row(d, customer_ids), "created_at": now} for d in created],
+            execution_options=_BULK,
         )
         ids.update(dict(rows.tuples().all()))
     if updated:
@@ -191,14 +201,14 @@ def store_decisions(
         for d in changed for n, line in enumerate(d.order.lines)
     ]
     if lines:
-        session.execute(insert(OrderLine), lines)
+        session.execute(insert(OrderLine), lines, execution_options=_BULK)
     addresses = [
         {"order_id": ids[d.order.external_id], "country": _country(a.country),
          **{name: _clip(getattr(a, name), size) for name, size in ADDRESS_SIZES.items()}}
         for d in changed if (a := d.order.ship_to) is not None
     ]
     if addresses:
-        session.execute(insert(OrderAddress), addresses)
+        session.execute(insert(OrderAddress), addresses, execution_options=_BULK)
     _store_holds(session, {ids[d.order.external_id]: set(d.reasons) for d in changed}, updated_ids=[ids[d.order.external_id] for d in updated])
     _store_reservations(session, changed, ids, known)
 
@@ -221,7 +231,7 @@ def _store_holds(session: Session, reasons: dict[int, set[str]], updated_ids: Se
         for order_id, wanted in reasons.items() for reason in sorted(wanted - existing.get(order_id, set()))
     ]
     if new:
-        session.execute(insert(OrderHold), new)
+        session.execute(insert(OrderHold), new, execution_options=_BULK)
 
 
 def _store_reservations(
@@ -240,7 +250,7 @@ def _store_reservations(
                 "created_at": now,
             })
     if movements:
-        session.execute(insert(StockMovement), movements)
+        session.execute(insert(StockMovement), movements, execution_options=_BULK)
 
 
 def _json_safe(value: Any) -> Any:
@@ -286,7 +296,7 @@ def store_rejections(session: Session, rejections: Sequence[Rejection]) -> None:
             )
     fresh = [row for key, row in rows.items() if key not in seen]
     if fresh:
-        session.execute(insert(QuarantinedPayload), fresh)
+        session.execute(insert(QuarantinedPayload), fresh, execution_options=_BULK)
 
 
 def watermark(session: Session, channel: str, resource: str = "orders") -> SyncWatermark | None:
@@ -304,3 +314,43 @@ def set_watermark(
     if through is not None and (row.synced_through is None or through > row.synced_through):
         row.synced_through = through
     row.state = state
+
+
+def waiting_for_stock(session: Session) -> tuple[list[tuple[int, str, str, datetime, dict[str, int]]], dict[str, int]]:
+    """Orders held for stock alone, oldest first, with their demand; and the stock they could take."""
+    only_stock = (
+        select(OrderHold.order_id)
+        .group_by(OrderHold.order_id)
+        .having(func.count() == 1, func.max(OrderHold.reason) == Hold.INSUFFICIENT_STOCK.value)
+    )
+    rows = session.execute(
+        select(Order.id, Order.channel, Order.external_id, Order.placed_at)
+        .where(Order.status == Status.HELD.value, Order.id.in_(only_stock))
+        .order_by(Order.placed_at, Order.id)
+    ).all()
+    demand: dict[int, dict[str, int]] = defaultdict(dict)
+    for chunk in _chunks([row[0] for row in rows]):
+        for order_id, sku, units in session.execute(
+            select(OrderLine.order_id, OrderLine.sku, func.sum(OrderLine.quantity))
+            .where(OrderLine.order_id.in_(chunk), OrderLine.sku.is_not(None))
+            .group_by(OrderLine.order_id, OrderLine.sku)
+        ):
+            demand[order_id][sku] = int(units)
+    waiting = [(order_id, channel, external_id, placed_at, demand[order_id]) for order_id, channel, external_id, placed_at in rows]
+    return waiting, available_units(session, {sku for *_, wanted in waiting for sku in wanted})
+
+
+def release_for_stock(session: Session, granted: Sequence[tuple[int, dict[str, int]]]) -> None:
+    """Accepts orders that stock can now cover: status, hold removed, units reserved."""
+    if not granted:
+        return
+    ids = [order_id for order_id, _ in granted]
+    now = utcnow()
+    for chunk in _chunks(ids):
+        session.execute(update(Order).where(Order.id.in_(chunk)).values(status=Status.ACCEPTED.value, updated_at=now))
+        session.execute(delete(OrderHold).where(OrderHold.order_id.in_(chunk)))
+    session.execute(insert(StockMovement), [
+        {"sku": sku, "location": "main", "kind": "reserve", "on_hand_delta": 0, "reserved_delta": units,
+         "order_id": order_id, "note": "stock arrived for a held order", "created_at": now}
+        for order_id, wanted in granted for sku, units in sorted(wanted.items())
+    ])

@@ -132,3 +132,23 @@ def store_orders(
 def advance_watermark(channel: str, synced_through: datetime | None, state: dict[str, Any]) -> None:
     with unit_of_work(_db()) as session:
         store.set_watermark(session, channel, synced_through, state)
+
+
+@dataclass(frozen=True, slots=True)
+class StockWait:
+    """Orders held for stock alone (row id, channel, external id, placed, demand) and the free units."""
+
+    orders: list[tuple[int, str, str, datetime, dict[str, int]]]
+    available: dict[str, int]
+
+
+@batch_task(name="find-orders-waiting-for-stock")
+def find_orders_waiting_for_stock() -> StockWait:
+    with unit_of_work(_db()) as session:
+        return StockWait(*store.waiting_for_stock(session))
+
+
+@batch_task(name="release-orders-for-stock")
+def release_orders_for_stock(granted: list[tuple[int, dict[str, int]]]) -> None:
+    with unit_of_work(_db()) as session:
+        store.release_for_stock(session, granted)

@@ -145,3 +145,32 @@ def test_twenty_percent_faults_end_in_the_fault_free_state(path: str, database_u
     assert injected >= (5 if path == "incremental" else 1), (faults.injected, requests)
     assert injected / requests > 0.1, (faults.injected, requests)
     assert snapshot(database_url) == snapshot(clean_url)
+
+
+def test_orders_held_for_stock_are_released_when_stock_arrives(world: World) -> None:
+    from sqlalchemy import select
+
+    from models import Order, OrderHold, StockMovement
+    from models.db import unit_of_work
+    from models.stock_store import set_on_hand
+
+    first = run_intake()
+    assert first["reasons"]["insufficient_stock"] >= 1 and first["released"] == 0
+    with unit_of_work(world.database_url) as session:
+        waiting = session.execute(
+            select(Order.id, Order.external_id).join(OrderHold, OrderHold.order_id == Order.id)
+            .where(OrderHold.reason == "insufficient_stock")
+        ).all()
+        skus = {s for s in session.scalars(select(StockMovement.sku).distinct())}
+        set_on_hand(session, [(sku, "main", 100_000) for sku in skus], "receive", "a big delivery")
+    second = run_intake()
+    assert second["released"] >= len(waiting)
+    assert (second["created"], second["updated"], second["alerts_sent"]) == (0, 0, 0)
+    with unit_of_work(world.database_url) as session:
+        for order_id, _ in waiting:
+            order = session.get(Order, order_id)
+            reserved = session.scalars(select(StockMovement.reserved_delta).where(StockMovement.order_id == order_id)).all()
+            assert session.scalar(select(OrderHold.id).where(OrderHold.order_id == order_id)) is None
+            assert order.status == "accepted" and sum(reserved) > 0
+    third = run_intake()
+    assert third["released"] == 0
