@@ -30,7 +30,7 @@ def snapshot(database_url: str) -> dict[str, Any]:
             (o.channel, o.external_id): (o.status, o.fingerprint)
             for o in session.scalars(select(Order))
         }
-        ext = dict(session.execute(select(Order.id, Order.external_id)).tuples().all())
+        ext = dict(session.execute(select(Order.id, Order.external_id)).all())
         lines = sorted(
             (ext[l.order_id], l.position, l.sku, l.quantity, str(l.unit_price))
             for l in session.scalars(select(OrderLine))
@@ -47,7 +47,7 @@ def snapshot(database_url: str) -> dict[str, Any]:
             session.execute(
                 select(StockMovement.sku, func.sum(StockMovement.on_hand_delta) - func.sum(StockMovement.reserved_delta))
                 .group_by(StockMovement.sku)
-            ).tuples().all()
+            ).all()
         )
     return {"orders": orders, "lines": lines, "holds": holds, "reservations": reservations,
             "quarantine": quarantine, "available": on_hand}

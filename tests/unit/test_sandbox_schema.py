@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 from graphql import (
@@ -21,8 +20,9 @@ from graphql import (
 from integrations.sandbox.shopify import SCHEMA_PATH, load_schema
 from integrations.sandbox.store import COUNTRY_CODES, RETIRED_CURRENCIES
 from integrations.shopify.queries import ALL_DOCUMENTS
+from tests.shared_specs import shared_file
 
-REAL_SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "specs" / "shopify" / "admin_2026-10.json.gz"
+REAL_SCHEMA = shared_file("specs", "shopify", "admin_2026-10.json.gz")
 needs_real = pytest.mark.skipif(
     not REAL_SCHEMA.exists(), reason=f"Shopify's introspection result is not at {REAL_SCHEMA}"
 )

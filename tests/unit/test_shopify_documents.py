@@ -6,15 +6,15 @@ from __future__ import annotations
 import gzip
 import json
 from functools import cache
-from pathlib import Path
 
 import graphql
 import pytest
 
 from integrations.shopify import queries
 from integrations.shopify.mapping import requested_cost
+from tests.shared_specs import shared_file
 
-SCHEMA_FILE = Path(__file__).resolve().parents[3] / "shared" / "specs" / "shopify" / "admin_2026-10.json.gz"
+SCHEMA_FILE = shared_file("specs", "shopify", "admin_2026-10.json.gz")
 
 # The variables the client sends with each document's page size.
 PAGE_VARIABLES = {
