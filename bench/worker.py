@@ -154,10 +154,13 @@ def ours(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def floor(spec: dict[str, Any]) -> dict[str, Any]:
-    """The least work that lands the same export's orders, lines and customers; all of it timed."""
+    """The least work that lands the same export's orders, lines and customers; all of it timed.
+
+    One parse per line, rows built as the file streams by, ids numbered here (the
+    database is fresh), and one Core executemany per table in one transaction.
+    """
     import os
     import tempfile
-    from collections import defaultdict
 
     import httpx
     from sqlalchemy import create_engine, insert
@@ -178,7 +181,6 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
     engine = create_engine(url)
     endpoint = f"{settings.shopify_shop_url}/admin/api/{settings.shopify_api_version}/graphql.json"
     headers = {"X-Shopify-Access-Token": settings.shopify_access_token or ""}
-    skipped = 0
     with watch.time("run"):
         with httpx.Client(timeout=120) as http:
             with watch.time("export"):
@@ -201,90 +203,95 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
                 for chunk in response.iter_bytes():
                     out.write(chunk)
         with watch.time("parse"):
-            orders: list[tuple[dict[str, Any], bytes]] = []
-            children: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            with open(path, "rb") as handle_in:
-                for raw in handle_in:
-                    record = json.loads(raw)
-                    parent = record.pop("__parentId", None)
-                    if parent is None:
-                        orders.append((record, raw))
-                    else:
-                        children[parent].append(record)
+            rows = _FloorRows(datetime.now(UTC))
+            with open(path, "rb") as lines_in:
+                for raw in lines_in:
+                    rows.add(raw)
             os.unlink(path)
-            now = datetime.now(UTC)
-            customers: dict[str, None] = {}
-            order_rows: list[dict[str, Any]] = []
-            line_rows: dict[str, list[dict[str, Any]]] = {}
-            for record, raw in orders:
-                try:
-                    row, lines = _floor_rows(record, children.get(record["id"], []), raw, now)
-                except (InvalidOperation, TypeError, KeyError, ValueError):
-                    skipped += 1
-                    continue
-                customer = (record.get("customer") or {}).get("id")
-                if customer:
-                    customers[customer] = None
-                row["customer_key"] = customer
-                order_rows.append(row)
-                line_rows[record["id"]] = lines
-            del orders, children
+            orders, lines, customers = rows.finish()
         with watch.time("insert"), engine.begin() as conn:
-            customer_ids = dict(conn.execute(
-                insert(Customer.__table__).returning(Customer.external_id, Customer.id, sort_by_parameter_order=True),
-                [{"channel": CHANNEL, "external_id": key, "created_at": now} for key in customers],
-            ).tuples().all())
-            for row in order_rows:
-                key = row.pop("customer_key")
-                row["customer_id"] = customer_ids.get(key) if key else None
-            order_ids = dict(conn.execute(
-                insert(Order.__table__).returning(Order.external_id, Order.id, sort_by_parameter_order=True),
-                order_rows,
-            ).tuples().all())
-            lines = [line | {"order_id": order_ids[external_id]}
-                     for external_id, rows in line_rows.items() for line in rows]
+            conn.execute(insert(Customer.__table__), customers)
+            conn.execute(insert(Order.__table__), orders)
             if lines:
                 conn.execute(insert(OrderLine.__table__), lines)
     engine.dispose()
-    return {"role": "floor", "times": watch.times, "orders": len(order_rows), "skipped_unreadable": skipped,
+    return {"role": "floor", "times": watch.times, "orders": len(orders), "skipped_unreadable": rows.skipped,
             "rows": table_counts(), "peak_rss_mb": peak_rss_mb()}
 
 
-def _floor_rows(record: dict[str, Any], lines: list[dict[str, Any]], raw: bytes,
-                now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Plausible column values for one order and its lines, read the obvious way."""
+class _FloorRows:
+    """Order, line and customer rows with plausible values, read the obvious way, one line at a time."""
 
-    def amount(node: dict[str, Any] | None) -> Any:
+    def __init__(self, now: datetime):
+        self.now = now
+        self.orders: list[dict[str, Any]] = []
+        self.order_ids: dict[str, int] = {}
+        self.customers: dict[str, int] = {}
+        self.lines: list[tuple[str, dict[str, Any]]] = []
+        self.unreadable: set[str] = set()
+        self.skipped = 0
+
+    @staticmethod
+    def _amount(node: dict[str, Any] | None) -> Decimal:
         return Decimal(node["shopMoney"]["amount"]) if node else Decimal(0)
 
-    if record.get("cancelledAt"):
-        lifecycle = "cancelled"
-    elif record.get("displayFulfillmentStatus") == "FULFILLED":
-        lifecycle = "fulfilled"
-    else:
-        lifecycle = "closed" if record.get("closed") else "open"
-    address = record.get("shippingAddress") or {}
-    row = {
-        "channel": CHANNEL, "external_id": record["id"], "number": record["name"],
-        "status": "accepted" if lifecycle == "open" else lifecycle.replace("closed", "fulfilled"),
-        "lifecycle": lifecycle, "currency": record["currencyCode"],
-        "total": amount(record["totalPriceSet"]), "shipping": amount(record.get("totalShippingPriceSet")),
-        "tax": amount(record.get("totalTaxSet")), "discounts": amount(record.get("totalDiscountsSet")),
-        "taxes_included": bool(record.get("taxesIncluded")),
-        "requires_shipping": bool(record.get("requiresShipping", True)),
-        "risk": ((record.get("risk") or {}).get("recommendation") or "none").lower()[:20],
-        "ship_to_country": address.get("countryCodeV2"),
-        "placed_at": datetime.fromisoformat(record.get("processedAt") or record["createdAt"]),
-        "upstream_updated_at": datetime.fromisoformat(record["updatedAt"]),
-        "fingerprint": hashlib.sha256(raw).hexdigest(), "created_at": now, "updated_at": now,
-    }
-    line_rows = [
-        {"position": n, "sku": line.get("sku") or None, "title": line.get("title") or "",
-         "quantity": int(line["quantity"]), "unit_price": amount(line["originalUnitPriceSet"]),
-         "discount": amount(line.get("totalDiscountSet"))}
-        for n, line in enumerate(lines)
-    ]
-    return row, line_rows
+    def add(self, raw: bytes) -> None:
+        record = json.loads(raw)
+        parent = record.get("__parentId")
+        try:
+            if parent is None:
+                self._order(record, raw)
+            else:
+                self.lines.append((parent, {
+                    "sku": record.get("sku") or None, "title": record.get("title") or "",
+                    "quantity": int(record["quantity"]), "unit_price": self._amount(record["originalUnitPriceSet"]),
+                    "discount": self._amount(record.get("totalDiscountSet")),
+                }))
+        except (InvalidOperation, TypeError, KeyError, ValueError):
+            self.unreadable.add(parent or record.get("id"))
+
+    def _order(self, record: dict[str, Any], raw: bytes) -> None:
+        if record.get("cancelledAt"):
+            lifecycle = "cancelled"
+        elif record.get("displayFulfillmentStatus") == "FULFILLED":
+            lifecycle = "fulfilled"
+        else:
+            lifecycle = "closed" if record.get("closed") else "open"
+        address = record.get("shippingAddress") or {}
+        customer = (record.get("customer") or {}).get("id")
+        row = {
+            "id": len(self.orders) + 1, "channel": CHANNEL, "external_id": record["id"], "number": record["name"],
+            "status": "accepted" if lifecycle == "open" else lifecycle.replace("closed", "fulfilled"),
+            "lifecycle": lifecycle, "currency": record["currencyCode"],
+            "total": self._amount(record["totalPriceSet"]), "shipping": self._amount(record.get("totalShippingPriceSet")),
+            "tax": self._amount(record.get("totalTaxSet")), "discounts": self._amount(record.get("totalDiscountsSet")),
+            "taxes_included": bool(record.get("taxesIncluded")),
+            "requires_shipping": bool(record.get("requiresShipping", True)),
+            "risk": ((record.get("risk") or {}).get("recommendation") or "none").lower()[:20],
+            "ship_to_country": address.get("countryCodeV2"),
+            "customer_id": self.customers.setdefault(customer, len(self.customers) + 1) if customer else None,
+            "placed_at": datetime.fromisoformat(record.get("processedAt") or record["createdAt"]),
+            "upstream_updated_at": datetime.fromisoformat(record["updatedAt"]),
+            "fingerprint": hashlib.sha256(raw).hexdigest(), "created_at": self.now, "updated_at": self.now,
+        }
+        self.order_ids[record["id"]] = row["id"]
+        self.orders.append(row)
+
+    def finish(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Drops orders with an unreadable field (and their lines); numbers lines within each order."""
+        orders = [row for row in self.orders if row["external_id"] not in self.unreadable]
+        self.skipped = len(self.orders) - len(orders)
+        positions: dict[str, int] = {}
+        lines = []
+        for parent, line in self.lines:
+            order_id = self.order_ids.get(parent)
+            if order_id is None or parent in self.unreadable:
+                continue
+            position = positions[parent] = positions.get(parent, -1) + 1
+            lines.append(line | {"order_id": order_id, "position": position})
+        customers = [{"id": number, "channel": CHANNEL, "external_id": key, "created_at": self.now}
+                     for key, number in self.customers.items()]
+        return orders, lines, customers
 
 
 # ---------------------------------------------------------------------- naive peer

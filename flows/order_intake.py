@@ -6,7 +6,10 @@ batch, watermark last) → alert (one Slack message for what needs a person).
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,6 +74,26 @@ def _incremental(channel: str, since: datetime | None, tally: Tally, settings: I
         cursor = page.cursor
 
 
+@contextmanager
+def _batch_without_cyclic_gc() -> Iterator[None]:
+    """Runs one backfill batch with CPython's cyclic collector paused, then sweeps what it left.
+
+    A batch makes hundreds of thousands of objects that live until it is stored (payloads,
+    orders, rows). The collector, set off every 700 new objects, kept walking them and all
+    older ones: ~9 s per 100,000 orders. Paused, everything the batch made stays in the
+    youngest generation, and one young collection afterwards finds any cycles among it.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect(0)
+
+
 def _backfill(channel: str, source: OrderExport, state: dict[str, Any], tally: Tally, settings: Intake, tolerance: PriceTolerance) -> datetime:
     """A store's whole history through the channel's export; resumes a crashed run's export."""
     resume = state.get("backfill", {})
@@ -83,13 +106,20 @@ def _backfill(channel: str, source: OrderExport, state: dict[str, Any], tally: T
     progress = create_progress_artifact(0.0, description=f"{channel} backfill: {status.root_count} orders")
     position = 0
     try:
-        for payloads in source.read_export(path, settings.backfill_batch_size):
-            start, position = position, position + len(payloads)
-            if position <= done:
-                continue
-            fresh = payloads[max(done - start, 0):]
-            _process(channel, fresh, tally, tolerance, None, {"backfill": job | {"done": position}})
-            update_progress_artifact(progress, 100.0 * position / max(status.root_count, 1))
+        batches = iter(source.read_export(path, settings.backfill_batch_size))
+        while True:
+            with _batch_without_cyclic_gc():
+                payloads = next(batches, None)
+                if payloads is None:
+                    break
+                start, position = position, position + len(payloads)
+                if position > done:
+                    fresh = payloads[max(done - start, 0):]
+                    _process(channel, fresh, tally, tolerance, None, {"backfill": job | {"done": position}})
+                    update_progress_artifact(progress, 100.0 * position / max(status.root_count, 1))
+                    del fresh
+                # The reader holds on to its batch until the next one: free it before the sweep.
+                payloads.clear()
     finally:
         os.unlink(path)
     update_progress_artifact(progress, 100.0)

@@ -7,7 +7,9 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import fields, is_dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -27,12 +29,17 @@ from models.sync import SyncWatermark
 # SQLite allows 32,766 bound parameters; PostgreSQL 65,535. Chunk IN lists well below both.
 _CHUNK = 5000
 
-# ORM bulk INSERTs leave a None-valued key out of that row's parameters, and rows with
-# different key sets cannot share a statement: a batch whose rows alternate (a street2
-# here, none there) went to the database one row per statement. Rendering NULLs keeps
-# every row's keys alike, so a batch is one multi-row INSERT. No column these inserts
-# fill has a default a NULL could displace.
-_BULK = {"render_nulls": True}
+
+def _rows_into(model: type[Any]) -> Any:
+    """A Core INSERT into a model's table, for a list of rows with the same keys.
+
+    Not the ORM's bulk INSERT: that leaves a None-valued key out of its row, and rows with
+    different keys cannot share a statement, so a batch whose rows alternated (a street2
+    here, none there) went to the database a row at a time; it also spends more Python per
+    row than the database takes to store it. No column filled here has a default that an
+    explicit NULL would displace.
+    """
+    return insert(model.__table__)
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -128,8 +135,7 @@ def _upsert_customers(session: Session, channel: str, orders: Sequence[ChannelOr
     missing = [{"channel": channel, "external_id": key, "created_at": utcnow()} for key in keys if key not in ids]
     if missing:
         rows = session.execute(
-            insert(Customer).returning(Customer.external_id, Customer.id, sort_by_parameter_order=True), missing,
-            execution_options=_BULK,
+            _rows_into(Customer).returning(Customer.external_id, Customer.id, sort_by_parameter_order=True), missing
         )
         ids.update(dict(rows.tuples().all()))
     pii_ids = [ids[key] for key in keys]
@@ -141,7 +147,7 @@ def _upsert_customers(session: Session, channel: str, orders: Sequence[ChannelOr
         for key, c in by_key.items() if c is not None
     ]
     if pii:
-        session.execute(insert(CustomerPII), pii, execution_options=_BULK)
+        session.execute(_rows_into(CustomerPII), pii)
     return ids
 
 
@@ -153,7 +159,51 @@ ADDRESS_SIZES = {"name": 300, "company": 300, "street1": 300, "street2": 300, "c
                  "postal_code": 40, "phone": 64}
 
 
-def _order_row(decision: Decision, customer_ids: dict[str, int]) -> dict[str, Any]:
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
+def _plain(value: Any) -> Any:
+    """What `dataclasses.asdict` and `json.dumps(default=str)` make of a value, without the deep copies."""
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if isinstance(value, (Decimal, datetime)):
+        return str(value)
+    names = _FIELD_NAMES.get(kind)
+    if names is None and is_dataclass(kind):
+        names = _FIELD_NAMES.setdefault(kind, tuple(f.name for f in fields(kind)))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _fast_fingerprint(order: ChannelOrder) -> str:
+    content = _plain(order)
+    content.pop("updated_at")
+    return hashlib.sha256(json.dumps(content, default=str, sort_keys=True).encode()).hexdigest()
+
+
+def fingerprints(orders: Sequence[ChannelOrder]) -> list[str]:
+    """Each order's `ChannelOrder.fingerprint()`, at half the cost.
+
+    `asdict` deep-copies every Decimal and datetime it meets: a fifth of a backfill's
+    time went there. The first order is checked against the domain's own digest; should
+    they ever differ, every order gets the domain's.
+    """
+    if not orders:
+        return []
+    fast = [_fast_fingerprint(order) for order in orders]
+    if fast[0] != orders[0].fingerprint():
+        return [order.fingerprint() for order in orders]
+    return fast
+
+
+def _order_row(decision: Decision, customer_ids: dict[str, int], fingerprint: str) -> dict[str, Any]:
     order = decision.order
     key = _customer_key(order)
     return {
@@ -164,7 +214,7 @@ def _order_row(decision: Decision, customer_ids: dict[str, int]) -> dict[str, An
         "risk": order.risk.value, "ship_to_country": _country(order.ship_to_country),
         "customer_id": customer_ids.get(key) if key else None,
         "placed_at": order.placed_at, "upstream_updated_at": order.updated_at,
-        "fingerprint": order.fingerprint(), "updated_at": utcnow(),
+        "fingerprint": fingerprint, "updated_at": utcnow(),
     }
 
 
@@ -179,17 +229,26 @@ def store_decisions(
     created = [d for d in changed if d.outcome == Outcome.CREATED]
     updated = [d for d in changed if d.outcome == Outcome.UPDATED]
     ids = {external_id: row_id for external_id, (row_id, _) in known.items()}
+    digests = dict(zip(map(id, changed), fingerprints([d.order for d in changed]), strict=True))
     if created:
         now = utcnow()
-        rows = session.execute(
-            insert(Order).returning(Order.external_id, Order.id, sort_by_parameter_order=True),
-            [{**_order_row(d, customer_ids), "created_at": now} for d in created],
-            execution_options=_BULK,
+        # No RETURNING here: a multi-row INSERT ... RETURNING is one huge statement whose
+        # placeholders psycopg rewrites in Python, ~0.2 ms an order on PostgreSQL. A plain
+        # executemany and an indexed read of the new ids cost a third of that.
+        session.execute(
+            _rows_into(Order), [{**_order_row(d, customer_ids, digests[id(d)]), "created_at": now} for d in created]
         )
-        ids.update(dict(rows.tuples().all()))
+        for order_channel in sorted({d.order.channel for d in created}):
+            fresh = [d.order.external_id for d in created if d.order.channel == order_channel]
+            for chunk in _chunks(fresh):
+                ids.update(session.execute(
+                    select(Order.external_id, Order.id).where(Order.channel == order_channel, Order.external_id.in_(chunk))
+                ).tuples().all())
     if updated:
         session.execute(
-            update(Order), [{"id": ids[d.order.external_id], **_order_row(d, customer_ids)} for d in updated]
+            update(Order),
+            [{"id": ids[d.order.external_id], **_order_row(d, customer_ids, digests[id(d)])}
+             for d in updated],
         )
         stale = [ids[d.order.external_id] for d in updated]
         for chunk in _chunks(stale):
@@ -201,14 +260,14 @@ def store_decisions(
         for d in changed for n, line in enumerate(d.order.lines)
     ]
     if lines:
-        session.execute(insert(OrderLine), lines, execution_options=_BULK)
+        session.execute(_rows_into(OrderLine), lines)
     addresses = [
         {"order_id": ids[d.order.external_id], "country": _country(a.country),
          **{name: _clip(getattr(a, name), size) for name, size in ADDRESS_SIZES.items()}}
         for d in changed if (a := d.order.ship_to) is not None
     ]
     if addresses:
-        session.execute(insert(OrderAddress), addresses, execution_options=_BULK)
+        session.execute(_rows_into(OrderAddress), addresses)
     _store_holds(session, {ids[d.order.external_id]: set(d.reasons) for d in changed}, updated_ids=[ids[d.order.external_id] for d in updated])
     _store_reservations(session, changed, ids, known)
 
@@ -231,7 +290,7 @@ def _store_holds(session: Session, reasons: dict[int, set[str]], updated_ids: Se
         for order_id, wanted in reasons.items() for reason in sorted(wanted - existing.get(order_id, set()))
     ]
     if new:
-        session.execute(insert(OrderHold), new, execution_options=_BULK)
+        session.execute(_rows_into(OrderHold), new)
 
 
 def _store_reservations(
@@ -250,7 +309,7 @@ def _store_reservations(
                 "created_at": now,
             })
     if movements:
-        session.execute(insert(StockMovement), movements, execution_options=_BULK)
+        session.execute(_rows_into(StockMovement), movements)
 
 
 def _json_safe(value: Any) -> Any:
@@ -296,7 +355,7 @@ def store_rejections(session: Session, rejections: Sequence[Rejection]) -> None:
             )
     fresh = [row for key, row in rows.items() if key not in seen]
     if fresh:
-        session.execute(insert(QuarantinedPayload), fresh, execution_options=_BULK)
+        session.execute(_rows_into(QuarantinedPayload), fresh)
 
 
 def watermark(session: Session, channel: str, resource: str = "orders") -> SyncWatermark | None:

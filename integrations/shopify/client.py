@@ -9,6 +9,7 @@ throttling is waited out by the cost-bucket model and spends a budget of its own
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from array import array
@@ -133,6 +134,8 @@ class ShopifyClient:
         self._sleep = sleep
         self._policy = RetryPolicy(max_attempts=max_attempts, sleep=sleep, rng=rng or random.Random())
         self._bucket = CostBucket(clock)
+        # The index `download_export` built while checking the file, for `read_export`.
+        self._downloaded: tuple[Path, tuple[int, int, int], _ExportIndex] | None = None
         self._expected_costs: dict[str, float] = {}
         self._currency: str | None = None
 
@@ -399,15 +402,18 @@ class ShopifyClient:
                     )
                 size = 0
                 pending = b""
+                index = _ExportIndex()
                 with partial.open("wb") as out:
                     for chunk in response.iter_bytes():
                         out.write(chunk)
-                        size += len(chunk)
                         *complete, pending = (pending + chunk).split(b"\n")
                         for line in complete:
-                            _check_export_line(line)
-                    _check_export_line(pending)
+                            index.add(size, _check_export_line(line))
+                            size += len(line) + 1
+                    index.add(size, _check_export_line(pending))
+                    size += len(pending)
             partial.replace(destination)
+            self._downloaded = (destination, _file_signature(destination), index.finish())
             return size
 
         try:
@@ -416,27 +422,44 @@ class ShopifyClient:
             partial.unlink(missing_ok=True)
 
     def read_export(self, path: Path, batch_size: int) -> Iterator[list[Payload]]:
-        """Order payloads from a downloaded export, `batch_size` at a time (see `read_bulk_export`)."""
-        return read_bulk_export(Path(path), batch_size)
+        """Order payloads from a downloaded export, `batch_size` at a time (see `read_bulk_export`).
+
+        A file this client downloaded, unchanged since, is not read a second time to index
+        it: the download already parsed every line and kept the index.
+        """
+        path = Path(path)
+        index = None
+        if self._downloaded is not None and self._downloaded[0] == path:
+            _, signature, index = self._downloaded
+            self._downloaded = None
+            if signature != _file_signature(path):
+                index = None
+        return read_bulk_export(path, batch_size, index)
 
 
 # ---------------------------------------------------------------------- export files
 
 
-def _check_export_line(line: bytes) -> None:
-    """Checks one downloaded line: blank, or a JSON object with an id.
+def _check_export_line(line: bytes) -> dict[str, Any] | None:
+    """Checks one downloaded line: blank (None), or a JSON object with an id (returned).
 
     Every level of BULK_ORDERS_QUERY selects `id`, so anything else (an error page, a
     garbled or truncated body served as 200) is not the export, and worth another try.
     """
     if not line.strip():
-        return
+        return None
     try:
         record = json.loads(line)
     except ValueError as exc:
         raise TransientFailure("export download is not JSON lines") from exc
     if not isinstance(record, dict) or not isinstance(record.get("id"), str):
         raise TransientFailure("export download is not an orders export")
+    return record
+
+
+def _file_signature(path: Path) -> tuple[int, int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
 def _order_key(order_id: str) -> int | str:
@@ -450,20 +473,29 @@ def _order_key(order_id: str) -> int | str:
 class _ExportIndex:
     """Where each order and each of its children sit in an export file.
 
-    Built in one pass, so children may come before, after or far from their parent
-    (since API 2026-01 Shopify no longer groups them). Only compact integer arrays
-    outlive the pass; the one dict, from order id to a slot, is dropped at its end.
-
-    Raises:
-        UpstreamError: when a line of the file is not a JSON object.
+    Fed one line at a time (`add`, then `finish`), so children may come before, after or
+    far from their parent (since API 2026-01 Shopify no longer groups them). Only compact
+    integer arrays outlive the pass; the one dict, from order id to a slot, is dropped
+    by `finish`.
     """
 
-    def __init__(self, handle: IO[bytes]):
-        slots: dict[int | str, int] = {}
+    def __init__(self) -> None:
+        self._slots: dict[int | str, int] = {}
         self.order_offsets = array("q")
         self.order_slots = array("q")
-        child_slots = array("q")
-        child_offsets = array("q")
+        self._child_slots = array("q")
+        self._child_offsets = array("q")
+        self.starts = array("q")
+        self.child_offsets = array("q")
+
+    @classmethod
+    def of_file(cls, handle: IO[bytes]) -> _ExportIndex:
+        """Indexes a whole file.
+
+        Raises:
+            UpstreamError: when a line of the file is not a JSON object.
+        """
+        index = cls()
         offset = 0
         for number, raw in enumerate(handle, start=1):
             if raw.strip():
@@ -473,43 +505,60 @@ class _ExportIndex:
                     record = None
                 if not isinstance(record, dict):
                     raise UpstreamError(f"Shopify export line {number} is not a JSON object")
-                parent = record.get("__parentId")
-                if isinstance(parent, str):
-                    child_slots.append(slots.setdefault(_order_key(parent), len(slots)))
-                    child_offsets.append(offset)
-                else:
-                    own = record.get("id")
-                    self.order_offsets.append(offset)
-                    slot = slots.setdefault(_order_key(own), len(slots)) if isinstance(own, str) else -1
-                    self.order_slots.append(slot)
+                index.add(offset, record)
             offset += len(raw)
+        return index.finish()
+
+    def add(self, offset: int, record: dict[str, Any] | None) -> None:
+        """Notes the JSON object read at byte `offset` (None: a blank line)."""
+        if record is None:
+            return
+        slots = self._slots
+        parent = record.get("__parentId")
+        if isinstance(parent, str):
+            self._child_slots.append(slots.setdefault(_order_key(parent), len(slots)))
+            self._child_offsets.append(offset)
+        else:
+            own = record.get("id")
+            self.order_offsets.append(offset)
+            self.order_slots.append(slots.setdefault(_order_key(own), len(slots)) if isinstance(own, str) else -1)
+
+    def finish(self) -> _ExportIndex:
+        """Groups the children by parent; returns this index, ready to read with."""
+        count = len(self._slots)
         # Counting sort of the children by slot, keeping file order within a parent.
-        self.starts = array("q", bytes(8 * (len(slots) + 1)))
-        for slot in child_slots:
+        self.starts = array("q", bytes(8 * (count + 1)))
+        for slot in self._child_slots:
             self.starts[slot + 1] += 1
-        for slot in range(len(slots)):
+        for slot in range(count):
             self.starts[slot + 1] += self.starts[slot]
         fill = array("q", self.starts)
-        self.child_offsets = array("q", bytes(8 * len(child_offsets)))
-        for slot, child_offset in zip(child_slots, child_offsets, strict=True):
+        self.child_offsets = array("q", bytes(8 * len(self._child_offsets)))
+        for slot, child_offset in zip(self._child_slots, self._child_offsets, strict=True):
             self.child_offsets[fill[slot]] = child_offset
             fill[slot] += 1
+        self._slots, self._child_slots, self._child_offsets = {}, array("q"), array("q")
+        return self
 
 
-def read_bulk_export(path: Path, batch_size: int) -> Iterator[list[Payload]]:
+def read_bulk_export(path: Path, batch_size: int, index: _ExportIndex | None = None) -> Iterator[list[Payload]]:
     """Order payloads from a bulk-export JSONL file, in file order, `batch_size` at a time.
 
     Each order gets its line items (the lines carrying its id as `__parentId`, with that
     key dropped) as `"lineItems": {"nodes": [...]}`, the shape `changed_orders` returns.
     Memory holds one batch plus a few integers per line, however large the file.
 
+    Args:
+        index: the file's index when already built (by the download); read from the file if not.
+
     Raises:
         UpstreamError: when a line of the file is not a JSON object.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    with path.open("rb") as handle:
-        index = _ExportIndex(handle)
+    if index is None:
+        with path.open("rb") as handle:
+            index = _ExportIndex.of_file(handle)
     batch: list[Payload] = []
     with path.open("rb") as orders, path.open("rb") as children:
         for offset, slot in zip(index.order_offsets, index.order_slots, strict=True):
