@@ -10,6 +10,15 @@ from integrations.protocols import Alert
 from tasks.alerts import find_untold, incident_already_sent, mark_told, send_alert
 
 
+def run_link() -> str | None:
+    """The flow run's page in the Prefect UI; None when no UI is configured (the ephemeral server)."""
+    from prefect.runtime import flow_run
+    from prefect.settings import PREFECT_UI_URL
+
+    run_id = flow_run.get_id()
+    return f"{PREFECT_UI_URL.value()}/flow-runs/flow-run/{run_id}" if run_id and PREFECT_UI_URL.value() else None
+
+
 def tell_clerks(flow: str, flow_run_id: str | None, link: str | None) -> int:
     """Posts one alert for every hold and quarantine not yet told; returns alerts sent (0 or 1)."""
     items = find_untold()

@@ -26,7 +26,7 @@ from domain.intake import Tally, decide_batch
 from domain.orders import PriceTolerance
 from domain.reasons import ALL_REASONS
 from domain.stock import Claim, allocate
-from flows.alerting import report_trouble, tell_clerks
+from flows.alerting import report_trouble, run_link, tell_clerks
 from integrations.protocols import OrderExport, Payload
 from integrations.settings import Intake, cached_settings
 from integrations.wiring import enabled_channels, order_source
@@ -182,9 +182,9 @@ def order_intake(channels: list[str] | None = None) -> dict[str, Any]:
         for channel in names:
             _sync_channel(channel, tally, intake, tolerance)
         released += _release_stock_holds(tally)
-        alerts_sent = tell_clerks(FLOW, flow_run.get_id(), flow_run.ui_url)
+        alerts_sent = tell_clerks(FLOW, flow_run.get_id(), run_link())
     except Exception as exc:
-        report_trouble(FLOW, flow_run.get_id(), flow_run.ui_url, exc)
+        report_trouble(FLOW, flow_run.get_id(), run_link(), exc)
         raise
     summary = {
         "flow": FLOW,

@@ -174,3 +174,13 @@ def test_orders_held_for_stock_are_released_when_stock_arrives(world: World) -> 
             assert order.status == "accepted" and sum(reserved) > 0
     third = run_intake()
     assert third["released"] == 0
+
+
+def test_alert_links_to_the_run_only_when_a_ui_is_configured(world: World) -> None:
+    from prefect.settings import PREFECT_UI_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_UI_URL: "http://prefect.example:4200"}):
+        run_intake()
+    [message] = world.slack.messages
+    assert "http://prefect.example:4200/flow-runs/flow-run/" in json.dumps(message.to_json())
+    assert "None/flow-runs" not in json.dumps(message.to_json())
