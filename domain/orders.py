@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -119,9 +119,9 @@ class ChannelOrder:
 
     def fingerprint(self) -> str:
         """A digest of everything Clerk stores, so a touch upstream with no change is `unchanged`."""
-        content = asdict(self)
+        content = _plain(self)
         content.pop("updated_at")
-        return hashlib.sha256(json.dumps(content, default=str, sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     def demand(self) -> dict[str, int]:
         """Units wanted per SKU (lines without a SKU are left out)."""
@@ -130,6 +130,30 @@ class ChannelOrder:
             if line.sku:
                 wanted[line.sku] = wanted.get(line.sku, 0) + line.units
         return wanted
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
+def _plain(value: object) -> object:
+    """JSON-ready content of a value: what `asdict` gives, without its deep copies (a fifth of a
+    backfill's time went there), Decimals and datetimes as text."""
+    kind = type(value)
+    if kind in _AS_IS or isinstance(value, StrEnum):
+        return value
+    if isinstance(value, (Decimal, datetime)):
+        return str(value)
+    names = _FIELDS.get(kind)
+    if names is None and is_dataclass(value):
+        names = _FIELDS.setdefault(kind, tuple(f.name for f in fields(value)))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import fields, is_dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -159,51 +157,7 @@ ADDRESS_SIZES = {"name": 300, "company": 300, "street1": 300, "street2": 300, "c
                  "postal_code": 40, "phone": 64}
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_AS_IS = frozenset({str, int, bool, type(None)})
-
-
-def _plain(value: Any) -> Any:
-    """What `dataclasses.asdict` and `json.dumps(default=str)` make of a value, without the deep copies."""
-    kind = type(value)
-    if kind in _AS_IS:
-        return value
-    if isinstance(value, (Decimal, datetime)):
-        return str(value)
-    names = _FIELD_NAMES.get(kind)
-    if names is None and is_dataclass(kind):
-        names = _FIELD_NAMES.setdefault(kind, tuple(f.name for f in fields(kind)))
-    if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
-def _fast_fingerprint(order: ChannelOrder) -> str:
-    content = _plain(order)
-    content.pop("updated_at")
-    return hashlib.sha256(json.dumps(content, default=str, sort_keys=True).encode()).hexdigest()
-
-
-def fingerprints(orders: Sequence[ChannelOrder]) -> list[str]:
-    """Each order's `ChannelOrder.fingerprint()`, at half the cost.
-
-    `asdict` deep-copies every Decimal and datetime it meets: a fifth of a backfill's
-    time went there. The first order is checked against the domain's own digest; should
-    they ever differ, every order gets the domain's.
-    """
-    if not orders:
-        return []
-    fast = [_fast_fingerprint(order) for order in orders]
-    if fast[0] != orders[0].fingerprint():
-        return [order.fingerprint() for order in orders]
-    return fast
-
-
-def _order_row(decision: Decision, customer_ids: dict[str, int], fingerprint: str) -> dict[str, Any]:
+def _order_row(decision: Decision, customer_ids: dict[str, int]) -> dict[str, Any]:
     order = decision.order
     key = _customer_key(order)
     return {
@@ -214,7 +168,7 @@ def _order_row(decision: Decision, customer_ids: dict[str, int], fingerprint: st
         "risk": order.risk.value, "ship_to_country": _country(order.ship_to_country),
         "customer_id": customer_ids.get(key) if key else None,
         "placed_at": order.placed_at, "upstream_updated_at": order.updated_at,
-        "fingerprint": fingerprint, "updated_at": utcnow(),
+        "fingerprint": order.fingerprint(), "updated_at": utcnow(),
     }
 
 
@@ -229,14 +183,13 @@ def store_decisions(
     created = [d for d in changed if d.outcome == Outcome.CREATED]
     updated = [d for d in changed if d.outcome == Outcome.UPDATED]
     ids = {external_id: row_id for external_id, (row_id, _) in known.items()}
-    digests = dict(zip(map(id, changed), fingerprints([d.order for d in changed]), strict=True))
     if created:
         now = utcnow()
         # No RETURNING here: a multi-row INSERT ... RETURNING is one huge statement whose
         # placeholders psycopg rewrites in Python, ~0.2 ms an order on PostgreSQL. A plain
         # executemany and an indexed read of the new ids cost a third of that.
         session.execute(
-            _rows_into(Order), [{**_order_row(d, customer_ids, digests[id(d)]), "created_at": now} for d in created]
+            _rows_into(Order), [{**_order_row(d, customer_ids), "created_at": now} for d in created]
         )
         for order_channel in sorted({d.order.channel for d in created}):
             fresh = [d.order.external_id for d in created if d.order.channel == order_channel]
@@ -247,7 +200,7 @@ def store_decisions(
     if updated:
         session.execute(
             update(Order),
-            [{"id": ids[d.order.external_id], **_order_row(d, customer_ids, digests[id(d)])}
+            [{"id": ids[d.order.external_id], **_order_row(d, customer_ids)}
              for d in updated],
         )
         stale = [ids[d.order.external_id] for d in updated]
