@@ -1,25 +1,26 @@
 """Order-intake backfill benchmark: ours against the floor and a naive peer; prints ratios.
 
     python -m bench.backfill [--orders 100000] [--small 10000] [--naive 500]
-                             [--incremental 3000] [--db sqlite,postgresql]
+                             [--incremental 3000] [--db sqlite,postgresql] [--repeat 3]
 
 For each database kind and each store size (`--small` and `--orders`), in fresh
-subprocesses and fresh databases:
+subprocesses and fresh databases, `--repeat` times each, floor and ours alternating
+(the medians are reported):
 
 - ours: the real `order-intake` flow through the bulk-operation path, after a warm-up
-  (ephemeral Prefect server started with a trivial flow, great_expectations imported);
-  only the flow run is timed.
+  (ephemeral Prefect server started with a trivial flow, great_expectations and Clerk's
+  modules imported); only the flow run is timed.
 - floor: the same bulk operation with plain httpx, the JSONL streamed to disk, parsed,
   line items grouped under orders by `__parentId`, and orders, order_lines and customers
   bulk-inserted with SQLAlchemy Core. Nothing else.
-- naive peer (`--naive` orders): one Prefect task per order doing what Clerk does for
-  one order (parse, quality suite, decide, store), sequentially.
-- incremental: the paginated path (forced by an early watermark) over `--incremental`
-  orders, at Shopify's Standard restore rate (100 points/s) and unthrottled.
+- naive peer (`--naive` orders, once): one Prefect task per order doing what Clerk does
+  for one order (parse, quality suite, decide, store), sequentially.
+- incremental (once per rate): the paginated path (forced by an early watermark) over
+  `--incremental` orders, at Shopify's Standard restore rate (100 points/s) and unthrottled.
 
-The Shopify sandbox runs as a subprocess of its own, seeded once per store size.
-Flow heartbeats are off in every worker (ours and naive alike). Results go to
-`bench/results/backfill-*.json`, worker logs beside them.
+The Shopify sandbox runs as a subprocess of its own, seeded once per store size. Flow
+heartbeats are off in every worker (ours and naive alike). Results go to
+`bench/results/backfill-*.json`, worker and sandbox logs beside them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--naive", type=int, default=500, help="orders through the naive peer (<= --small)")
     parser.add_argument("--incremental", type=int, default=3000, help="orders through the paginated path")
     parser.add_argument("--db", default="sqlite,postgresql", help="comma list of sqlite, postgresql")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of floor and ours per size (medians)")
     parser.add_argument("--seed", type=int, default=7, help="the sandbox store's seed")
     parser.add_argument("--backfill-restore-rate", type=float, default=100_000.0,
                         help="sandbox restore rate for the backfill (bulk operations are not cost-throttled)")
@@ -65,12 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--unthrottled-restore-rate", type=float, default=1_000_000.0,
                         help="a restore rate high enough that the bucket never binds")
     parser.add_argument("--tracemalloc", action="store_true",
-                        help="also run ours under tracemalloc (extra, untimed-for-ratios runs) at both sizes")
+                        help="also run ours once under tracemalloc at both sizes (slower; not used for times)")
     return parser
-
-
-def _per_order_ms(report: dict[str, Any], orders: int) -> float:
-    return 1000.0 * report["times"]["run"] / max(orders, 1)
 
 
 def measure(args: argparse.Namespace, kinds: list[str], scratch: Path, log: Path) -> dict[str, Any]:
@@ -92,8 +91,10 @@ def measure(args: argparse.Namespace, kinds: list[str], scratch: Path, log: Path
         print(f"sandbox: {size} orders, restore rate {args.backfill_restore_rate:g}", file=sys.stderr)
         with shopify_sandbox(size, args.seed, args.backfill_restore_rate, log) as shop:
             for kind in kinds:
-                raw[kind]["floor"][size] = step(kind, "floor", {"orders": size}, shop)
-                raw[kind]["ours"][size] = step(kind, "ours", {"orders": size}, shop)
+                floors, ours = raw[kind]["floor"].setdefault(size, []), raw[kind]["ours"].setdefault(size, [])
+                for _ in range(args.repeat):
+                    floors.append(step(kind, "floor", {"orders": size}, shop))
+                    ours.append(step(kind, "ours", {"orders": size}, shop))
                 if args.tracemalloc:
                     raw[kind]["tracemalloc"][size] = step(kind, "ours", {"orders": size, "tracemalloc": True}, shop)
                 if size == args.small and args.naive:
@@ -107,37 +108,58 @@ def measure(args: argparse.Namespace, kinds: list[str], scratch: Path, log: Path
     return raw
 
 
+def _median(reports: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r["times"][key] if key in r["times"] else r[key] for r in reports)
+
+
+def _spread(reports: list[dict[str, Any]]) -> tuple[float, float]:
+    runs = [r["times"]["run"] for r in reports]
+    return min(runs), max(runs)
+
+
 def summarize(args: argparse.Namespace, raw: dict[str, Any]) -> dict[str, Any]:
-    """Ratios and rates from the raw reports, per database kind."""
+    """Medians, ratios and rates from the raw reports, per database kind."""
     out: dict[str, Any] = {}
     big, small = args.orders, args.small
     for kind, runs in raw.items():
-        ours, floor, small_ours = runs["ours"][big], runs["floor"][big], runs["ours"][small]
-        fetched = ours["summary"]["fetched"]
+        ours, floor = runs["ours"][big], runs["floor"][big]
+        small_ours, small_floor = runs["ours"][small], runs["floor"][small]
         row: dict[str, Any] = {
             "orders": big,
-            "floor_s": floor["times"]["run"],
-            "ours_s": ours["times"]["run"],
-            "ours_small_s": small_ours["times"]["run"],
-            "flow_over_floor": ours["times"]["run"] / floor["times"]["run"],
-            "flow_over_floor_small": small_ours["times"]["run"] / runs["floor"][small]["times"]["run"],
-            "ours_orders_per_s": fetched / ours["times"]["run"],
-            "floor_orders_per_s": big / floor["times"]["run"],
-            "ours_ms_per_order": _per_order_ms(ours, big),
-            "warm_up_s": ours["times"]["warm_up"],
-            "peak_rss_mb": ours["peak_rss_mb"],
-            "peak_rss_small_mb": small_ours["peak_rss_mb"],
-            "rss_ratio": ours["peak_rss_mb"] / small_ours["peak_rss_mb"],
-            "rss_growth_mb": ours["peak_rss_mb"] - ours["rss_after_warm_up_mb"],
-            "rss_growth_small_mb": small_ours["peak_rss_mb"] - small_ours["rss_after_warm_up_mb"],
-            "floor_peak_rss_mb": floor["peak_rss_mb"],
-            "server_peak_rss_mb": ours.get("server_peak_rss_mb"),
+            "repeat": args.repeat,
+            "floor_s": _median(floor, "run"),
+            "floor_s_range": _spread(floor),
+            "floor_phases_s": {k: statistics.median(r["times"][k] for r in floor)
+                               for k in ("export", "download", "parse", "insert")},
+            "ours_s": _median(ours, "run"),
+            "ours_s_range": _spread(ours),
+            "ours_task_s": {k: statistics.median(r["task_s"].get(k, 0.0) for r in ours)
+                            for k in ("wait-for-order-export", "download-order-export", "check-orders",
+                                      "load-intake-context", "store-orders")},
+            "ours_small_s": _median(small_ours, "run"),
+            "floor_small_s": _median(small_floor, "run"),
+            "warm_up_s": _median(ours, "warm_up"),
+            "peak_rss_mb": _median(ours, "peak_rss_mb"),
+            "peak_rss_small_mb": _median(small_ours, "peak_rss_mb"),
+            "rss_after_warm_up_mb": _median(ours, "rss_after_warm_up_mb"),
+            "floor_peak_rss_mb": _median(floor, "peak_rss_mb"),
+            "server_peak_rss_mb": _median(ours, "server_peak_rss_mb") if ours[0].get("server_peak_rss_mb") else None,
+            "cpu_s": {"ours": statistics.median(r["cpu_s"]["self"] for r in ours),
+                      "ours_prefect_server": statistics.median(r["cpu_s"]["server"] or 0 for r in ours),
+                      "floor": statistics.median(r["cpu_s"]["self"] for r in floor)},
+            "summary": ours[0]["summary"],
         }
+        row["flow_over_floor"] = row["ours_s"] / row["floor_s"]
+        row["flow_over_floor_small"] = row["ours_small_s"] / row["floor_small_s"]
+        row["ours_orders_per_s"] = big / row["ours_s"]
+        row["floor_orders_per_s"] = big / row["floor_s"]
+        row["ours_ms_per_order"] = 1000.0 * row["ours_s"] / big
+        row["rss_ratio"] = row["peak_rss_mb"] / row["peak_rss_small_mb"]
         if "naive" in runs:
             naive = runs["naive"]
             row["naive_orders"] = naive["orders"]
             row["naive_s"] = naive["times"]["run"]
-            row["naive_ms_per_order"] = _per_order_ms(naive, naive["orders"])
+            row["naive_ms_per_order"] = 1000.0 * naive["times"]["run"] / naive["orders"]
             row["naive_over_ours"] = row["naive_ms_per_order"] / row["ours_ms_per_order"]
         if runs["tracemalloc"]:
             row["tracemalloc_peak_mb"] = runs["tracemalloc"][big]["tracemalloc_peak_mb"]
@@ -160,33 +182,41 @@ def render(args: argparse.Namespace, summary: dict[str, Any]) -> str:
     big, small = args.orders, args.small
     blocks = []
     for kind, s in summary.items():
+        lo, hi = s["floor_s_range"]
+        olo, ohi = s["ours_s_range"]
+        fp, tp = s["floor_phases_s"], s["ours_task_s"]
         rows = [
             (f"floor: httpx + json + Core insert, {big:,} orders", f"{s['floor_s']:.1f} s",
-             f"{s['floor_orders_per_s']:,.0f} orders/s", f"peak RSS {s['floor_peak_rss_mb']:.0f} MB"),
+             f"{s['floor_orders_per_s']:,.0f} orders/s", f"runs {lo:.1f}-{hi:.1f} s"),
+            ("  export wait / download / parse / insert", f"{fp['export']:.1f} s",
+             f"{fp['download']:.1f} / {fp['parse']:.1f} / {fp['insert']:.1f} s", ""),
             (f"ours: order-intake flow, {big:,} orders", f"{s['ours_s']:.1f} s",
-             f"{s['ours_orders_per_s']:,.0f} orders/s", f"{s['ours_ms_per_order']:.2f} ms/order"),
+             f"{s['ours_orders_per_s']:,.0f} orders/s", f"runs {olo:.1f}-{ohi:.1f} s"),
+            ("  export wait / download / check / context / store", f"{tp['wait-for-order-export']:.1f} s",
+             f"{tp['download-order-export']:.1f} / {tp['check-orders']:.1f} / "
+             f"{tp['load-intake-context']:.1f} / {tp['store-orders']:.1f} s", ""),
             (f"ours: order-intake flow, {small:,} orders", f"{s['ours_small_s']:.1f} s",
-             f"{small / s['ours_small_s']:,.0f} orders/s", ""),
+             f"{small / s['ours_small_s']:,.0f} orders/s", f"floor {s['floor_small_s']:.1f} s"),
         ]
         if "naive_s" in s:
             rows.append((f"naive peer: a task per order, {s['naive_orders']:,} orders", f"{s['naive_s']:.1f} s",
-                         f"{s['naive_orders'] / s['naive_s']:,.1f} orders/s", f"{s['naive_ms_per_order']:.1f} ms/order"))
+                         f"{s['naive_orders'] / s['naive_s']:,.1f} orders/s",
+                         f"{s['naive_ms_per_order']:.1f} ms/order vs ours {s['ours_ms_per_order']:.2f}"))
         for name, label in (("standard", f"{args.standard_restore_rate:g} points/s (Standard)"),
                             ("unthrottled", f"{args.unthrottled_restore_rate:g} points/s (unthrottled)")):
             if f"incremental_{name}_s" in s:
                 rows.append((f"incremental, {args.incremental:,} orders at {label}",
                              f"{s[f'incremental_{name}_s']:.1f} s",
                              f"{s[f'incremental_{name}_orders_per_s']:,.1f} orders/s", ""))
-        rows.append(("warm-up (ephemeral server + GX import), not timed above", f"{s['warm_up_s']:.1f} s", "", ""))
+        rows.append(("warm-up (ephemeral server, imports), not timed above", f"{s['warm_up_s']:.1f} s", "", ""))
         rows.append((f"peak RSS of ours at {big:,} / {small:,}", f"{s['peak_rss_mb']:.0f} MB",
-                     f"{s['peak_rss_small_mb']:.0f} MB",
-                     f"growth after warm-up {s['rss_growth_mb']:.0f} / {s['rss_growth_small_mb']:.0f} MB"))
+                     f"{s['peak_rss_small_mb']:.0f} MB", f"after warm-up {s['rss_after_warm_up_mb']:.0f} MB"))
         if "tracemalloc_peak_mb" in s:
             rows.append((f"tracemalloc peak of ours at {big:,} / {small:,}", f"{s['tracemalloc_peak_mb']:.0f} MB",
                          f"{s['tracemalloc_peak_small_mb']:.0f} MB", f"ratio {s['tracemalloc_ratio']:.2f}"))
         width = max(len(r[0]) for r in rows)
-        lines = [f"{LABELS[kind]}", "-" * (width + 60)]
-        lines += [f"{a:<{width}}  {b:>10}  {c:>20}  {d}" for a, b, c, d in rows]
+        lines = [f"{LABELS[kind]} (medians of {s['repeat']} runs)", "-" * (width + 70)]
+        lines += [f"{a:<{width}}  {b:>10}  {c:>28}  {d}" for a, b, c, d in rows]
         lines.append("ratios:")
         lines.append(f"  flow / floor at {big:,}: {s['flow_over_floor']:.2f}  (target <= {TARGET_FLOW_OVER_FLOOR:g}: "
                      f"{_check(s['flow_over_floor'], TARGET_FLOW_OVER_FLOOR, True)}; at {small:,}: "
@@ -208,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown --db kind(s): {', '.join(sorted(unknown))}")
     if args.naive > args.small:
         raise SystemExit("--naive must not exceed --small (the naive peer reads the small store)")
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
     if "postgresql" in kinds and not postgres_available():
         raise SystemExit("PostgreSQL at 127.0.0.1:5432 does not answer (set CLERK_BENCH_POSTGRES)")
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -202,6 +202,18 @@ def process_peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def process_cpu_seconds(pid: int | None = None) -> float | None:
+    """CPU time (user + system) a process has used so far: this one when `pid` is None."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Stopwatch:
     """Named wall-clock intervals (perf_counter), in seconds."""
 

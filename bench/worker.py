@@ -24,7 +24,14 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bench.harness import CHANNEL, Stopwatch, current_rss_mb, peak_rss_mb, process_peak_rss_mb
+from bench.harness import (
+    CHANNEL,
+    Stopwatch,
+    current_rss_mb,
+    peak_rss_mb,
+    process_cpu_seconds,
+    process_peak_rss_mb,
+)
 
 EARLY = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -42,7 +49,7 @@ def heartbeats_off() -> Iterator[None]:
 
 
 def warm_up() -> None:
-    """Starts Prefect's ephemeral server with a trivial flow and imports GX and Clerk's flow."""
+    """Starts Prefect's ephemeral server with a trivial flow; imports GX and Clerk's flow and Shopify client."""
     from prefect import flow
 
     @flow(name="bench-warm-up")
@@ -52,17 +59,28 @@ def warm_up() -> None:
     trivial()
     import great_expectations  # noqa: F401  (~3 s of imports, paid once per process)
 
-    import flows.order_intake  # noqa: F401
+    import flows.order_intake  # noqa: F401  (imports, like the floor's, are not its work)
+    import integrations.shopify.client  # noqa: F401
 
 
-def server_peak_rss_mb() -> float | None:
-    """Peak RSS of the ephemeral Prefect server subprocess this process started, if any."""
+def server_pid() -> int | None:
+    """The ephemeral Prefect server subprocess this process started, if any."""
     from prefect.server.api.server import SubprocessASGIServer
 
     process = SubprocessASGIServer._instances.get(None)
     if process is None or process.server_process is None:
         return None
-    return process_peak_rss_mb(process.server_process.pid)
+    return process.server_process.pid
+
+
+def cpu_seconds() -> dict[str, float | None]:
+    """CPU used so far by this process and by its ephemeral Prefect server."""
+    pid = server_pid()
+    return {"self": process_cpu_seconds(), "server": process_cpu_seconds(pid) if pid else None}
+
+
+def cpu_used(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: (after[k] - before[k]) if after[k] is not None and before[k] is not None else None for k in after}
 
 
 class _CsvStore:
@@ -110,6 +128,27 @@ def table_counts() -> dict[str, int]:
                 for table in (Order, OrderLine, Customer)}
 
 
+def task_phases(flow_name: str) -> dict[str, float]:
+    """Seconds spent in each kind of task of this process's last run of `flow_name` (Prefect's API)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+                                     sort=FlowRunSort.START_TIME_DESC, limit=1)
+        if not runs:
+            return {}
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id])),
+                                      limit=5000)
+    phases: dict[str, float] = {}
+    for run in tasks:
+        if run.start_time and run.end_time:
+            name = run.name.rsplit("-", 1)[0]
+            phases[name] = phases.get(name, 0.0) + (run.end_time - run.start_time).total_seconds()
+    return dict(sorted(phases.items(), key=lambda item: -item[1]))
+
+
 # ---------------------------------------------------------------------- ours
 
 
@@ -134,8 +173,10 @@ def ours(spec: dict[str, Any]) -> dict[str, Any]:
 
             profiler = cProfile.Profile()
             profiler.enable()
+        cpu_before = cpu_seconds()
         with watch.time("run"):
             summary, completed = run_flow("order-intake", {})
+        cpu = cpu_used(cpu_before, cpu_seconds())
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(spec["profile"])
@@ -146,7 +187,8 @@ def ours(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "role": "ours", "times": watch.times, "summary": summary, "rows": table_counts(),
         "rss_after_warm_up_mb": rss_before, "peak_rss_mb": peak_rss_mb(),
-        "tracemalloc_peak_mb": traced, "server_peak_rss_mb": server_peak_rss_mb(),
+        "tracemalloc_peak_mb": traced, "cpu_s": cpu, "task_s": task_phases("order-intake"),
+        "server_peak_rss_mb": process_peak_rss_mb(pid) if (pid := server_pid()) else None,
     }
 
 
@@ -157,30 +199,29 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
     """The least work that lands the same export's orders, lines and customers; all of it timed.
 
     One parse per line, rows built as the file streams by, ids numbered here (the
-    database is fresh), and one Core executemany per table in one transaction.
+    database is fresh), and one Core executemany per table in one transaction, on an
+    engine with Clerk's connection settings (SQLite: WAL, foreign keys enforced).
     """
     import os
     import tempfile
 
     import httpx
-    from sqlalchemy import create_engine, insert
+    from sqlalchemy import insert
 
     from integrations.settings import cached_settings
     from integrations.shopify.queries import BULK_ORDERS_QUERY, BULK_RUN, BULK_STATUS
     from models.customers import Customer
-    from models.db import upgrade
+    from models.db import engine_for, upgrade
     from models.orders import Order, OrderLine
 
     settings = cached_settings()
     watch = Stopwatch()
     with watch.time("setup"):  # the same schema Clerk writes into, untimed like Clerk's seeding
         upgrade(settings.database_url)
-    url = settings.database_url
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url)
+    engine = engine_for(settings.database_url)  # Clerk's connection settings: SQLite WAL, foreign keys on
     endpoint = f"{settings.shopify_shop_url}/admin/api/{settings.shopify_api_version}/graphql.json"
     headers = {"X-Shopify-Access-Token": settings.shopify_access_token or ""}
+    cpu_before = process_cpu_seconds()
     with watch.time("run"):
         with httpx.Client(timeout=120) as http:
             with watch.time("export"):
@@ -214,8 +255,9 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
             conn.execute(insert(Order.__table__), orders)
             if lines:
                 conn.execute(insert(OrderLine.__table__), lines)
+    cpu = {"self": (process_cpu_seconds() or 0) - (cpu_before or 0)}
     engine.dispose()
-    return {"role": "floor", "times": watch.times, "orders": len(orders), "skipped_unreadable": rows.skipped,
+    return {"role": "floor", "times": watch.times, "cpu_s": cpu, "orders": len(orders), "skipped_unreadable": rows.skipped,
             "rows": table_counts(), "peak_rss_mb": peak_rss_mb()}
 
 

@@ -129,13 +129,13 @@ def _upsert_customers(session: Session, channel: str, orders: Sequence[ChannelOr
         rows = session.execute(
             select(Customer.external_id, Customer.id).where(Customer.channel == channel, Customer.external_id.in_(chunk))
         )
-        ids.update(dict(rows.tuples().all()))
+        ids.update(dict(rows.all()))
     missing = [{"channel": channel, "external_id": key, "created_at": utcnow()} for key in keys if key not in ids]
     if missing:
         rows = session.execute(
             _rows_into(Customer).returning(Customer.external_id, Customer.id, sort_by_parameter_order=True), missing
         )
-        ids.update(dict(rows.tuples().all()))
+        ids.update(dict(rows.all()))
     pii_ids = [ids[key] for key in keys]
     for chunk in _chunks(pii_ids):
         session.execute(delete(CustomerPII).where(CustomerPII.customer_id.in_(chunk)))
@@ -196,7 +196,7 @@ def store_decisions(
             for chunk in _chunks(fresh):
                 ids.update(session.execute(
                     select(Order.external_id, Order.id).where(Order.channel == order_channel, Order.external_id.in_(chunk))
-                ).tuples().all())
+                ).all())
     if updated:
         session.execute(
             update(Order),
