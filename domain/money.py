@@ -8,7 +8,8 @@ CENT = Decimal("0.01")
 # Amounts are stored as NUMERIC(18, 4): anything this large is a bad payload, not a sale.
 LIMIT = Decimal(10) ** 14
 
-# ISO 4217 active codes (2024 list). Kept here, not fetched, so checks are pure.
+# ISO 4217 active codes (2024 list), less the testing and no-currency codes, which no sale
+# is made in. Kept here, not fetched, so checks are pure.
 ISO_4217 = frozenset(
     """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL
     BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK
@@ -17,8 +18,8 @@ ISO_4217 = frozenset(
     MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR
     PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS
     SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW
-    UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS
-    XUA XXX YER ZAR ZMW ZWG ZWL""".split()
+    UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU
+    XUA YER ZAR ZMW ZWG ZWL""".split()
 )
 
 
