@@ -150,6 +150,7 @@ class Order:
     closed_at: datetime | None = None
     cancelled_at: datetime | None = None
     reason: str | None = None
+    channel: str = "shopify"  # the storefront the order was placed on
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,9 @@ class StoreSpec:
     currency: str = "USD"
     days: int = 90
     huge_orders: int = 3
+    # Storefronts selling from this one warehouse; orders are dealt out among them in
+    # turn and every channel gets a tricky order for every reason code.
+    channels: tuple[str, ...] = ("shopify",)
 
     @property
     def clock(self) -> datetime:
@@ -511,19 +515,24 @@ class _Builder:
 
 
 class Store:
-    """The generated store. Mutations take `lock`; readers of `sorted_keys` hold it too."""
+    """The generated store. Mutations take `lock`; readers of `sorted_keys` hold it too.
+
+    With several `spec.channels`, `channel(name)` is one storefront's view: its own
+    orders, the shared catalog, customers, stock and lock.
+    """
 
     def __init__(self, spec: StoreSpec, products: list[Product], customers: list[Customer],
                  orders: list[Order], on_hand: dict[str, int], tight: frozenset[str],
-                 builder: _Builder):
+                 builder: _Builder, channel: str | None = None, lock: threading.RLock | None = None):
         self.spec = spec
+        self.channel_name = channel
         self.products = products
         self.variants = [v for p in products for v in p.variants]
         self.customers = customers
         self.orders = orders
         self.on_hand = on_hand
         self.tight = tight
-        self.lock = threading.RLock()
+        self.lock = lock or threading.RLock()
         self._builder = builder
         self._by_id = {o.id: o for o in orders}
         self._keys = {
@@ -537,6 +546,13 @@ class Store:
     @property
     def currency(self) -> str:
         return self.spec.currency
+
+    def channel(self, name: str) -> Store:
+        """The orders placed on storefront `name`, over this store's catalog, customers and stock."""
+        if name not in self.spec.channels:
+            raise KeyError(f"no channel {name!r} in this store; it has {', '.join(self.spec.channels)}")
+        return Store(self.spec, self.products, self.customers, [o for o in self.orders if o.channel == name],
+                     self.on_hand, self.tight, self._builder, channel=name, lock=self.lock)
 
     def order(self, order_id: int) -> Order | None:
         return self._by_id.get(order_id)
@@ -603,6 +619,7 @@ class Store:
             added = []
             for _ in range(count):
                 order = self._builder.order(stamp, Lifecycle.OPEN)
+                order.channel = self.channel_name or self.spec.channels[0]
                 order.created_at = order.updated_at = order.processed_at = stamp
                 self.orders.append(order)
                 self._by_id[order.id] = order
@@ -710,6 +727,32 @@ def _make_tricky(builder: _Builder, order: Order, reason: str) -> None:
     # insufficient_stock is finished once stock is known: see `_short_of_stock`.
 
 
+def _deal_tricks(builder: _Builder, orders: list[Order], huge: set[int]) -> list[Order]:
+    """Bends a `tricky_share` of one channel's open orders; returns those to be short of stock."""
+    rng, spec = builder.rng, builder.spec
+    open_orders = [o for o in orders if o.lifecycle is Lifecycle.OPEN]
+    short: list[Order] = []
+    candidates = [o for o in open_orders if o.id not in huge and o.ship_to is not None
+                  and all(line.requires_shipping for line in o.lines)]
+    wanted = max(len(ALL_REASONS), round(spec.tricky_share * len(open_orders)))
+    for order in reversed(orders):  # a small store may need recent history reopened
+        if len(candidates) >= wanted:
+            break
+        if order.lifecycle in (Lifecycle.FULFILLED, Lifecycle.CLOSED) and order.id not in huge \
+                and order.ship_to is not None and all(line.requires_shipping for line in order.lines):
+            order.lifecycle, order.closed_at = Lifecycle.OPEN, None
+            candidates.append(order)
+    chosen = rng.sample(candidates, min(wanted, len(candidates)))
+    reasons = list(ALL_REASONS) + [rng.choice(ALL_REASONS) for _ in range(len(chosen) - len(ALL_REASONS))]
+    for order, reason in zip(chosen, reasons, strict=False):
+        if reason == Hold.INSUFFICIENT_STOCK:
+            order.reason = reason
+            short.append(order)
+        else:
+            _make_tricky(builder, order, reason)
+    return short
+
+
 def _stock(spec: StoreSpec, rng: random.Random, variants: list[Variant], orders: list[Order],
            short: list[Order]) -> tuple[dict[str, int], frozenset[str]]:
     """On-hand counts covering every open order; a few SKUs with hardly any to spare."""
@@ -765,6 +808,8 @@ def _generate(spec: StoreSpec) -> Store:
     offsets = sorted(rng.randrange(window) for _ in range(spec.orders))
     start = now - timedelta(seconds=window)
     orders = [builder.order(start + timedelta(seconds=offset)) for offset in offsets]
+    for index, order in enumerate(orders):
+        order.channel = spec.channels[index % len(spec.channels)]
 
     physical = [v for v in variants if v.requires_shipping]
     open_orders = [o for o in orders if o.lifecycle is Lifecycle.OPEN]
@@ -781,25 +826,8 @@ def _generate(spec: StoreSpec) -> Store:
 
     short: list[Order] = []
     if spec.tricky_share > 0:
-        candidates = [o for o in open_orders if o.id not in huge and o.ship_to is not None
-                      and all(line.requires_shipping for line in o.lines)]
-        wanted = max(len(ALL_REASONS), round(spec.tricky_share * len(open_orders)))
-        for order in reversed(orders):  # a small store may need recent history reopened
-            if len(candidates) >= wanted:
-                break
-            if order.lifecycle in (Lifecycle.FULFILLED, Lifecycle.CLOSED) and order.id not in huge \
-                    and order.ship_to is not None and all(line.requires_shipping for line in order.lines):
-                order.lifecycle, order.closed_at = Lifecycle.OPEN, None
-                candidates.append(order)
-        chosen = rng.sample(candidates, min(wanted, len(candidates)))
-        reasons = list(ALL_REASONS) + [rng.choice(ALL_REASONS) for _ in range(len(chosen) - len(ALL_REASONS))]
-        for order, reason in zip(chosen, reasons, strict=False):
-            if reason == Hold.INSUFFICIENT_STOCK:
-                order.reason = reason
-                short.append(order)
-            else:
-                _make_tricky(builder, order, reason)
-
+        for channel in spec.channels:
+            short += _deal_tricks(builder, [o for o in orders if o.channel == channel], huge)
     on_hand, tight = _stock(spec, rng, variants, orders, short)
     for order in short:
         _short_of_stock(order, on_hand, rng)

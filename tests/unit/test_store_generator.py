@@ -287,6 +287,33 @@ def test_any_seed_and_size_covers_every_reason_with_consistent_clean_orders(seed
                 assert hold_reasons(as_domain(order), prices) == []
 
 
+CHANNELS = ("shopify", "woocommerce", "magento")
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), orders=st.integers(120, 600))
+def test_every_channel_of_a_shared_store_gets_every_reason(seed, orders):
+    store = generate_store(StoreSpec(seed=seed, orders=orders, customers=60, products=25, channels=CHANNELS))
+    views = [store.channel(name) for name in CHANNELS]
+    assert sorted(o.id for view in views for o in view.orders) == sorted(o.id for o in store.orders)
+    for view in views:
+        assert set(view.expected_reasons().values()) == set(ALL_REASONS), view.channel_name
+        assert view.variants == store.variants and view.on_hand is store.on_hand and view.lock is store.lock
+    # One customer shops on several storefronts: the cross-channel customer record needs them.
+    emails = [{o.email for o in view.orders} for view in views]
+    assert emails[0] & emails[1] & emails[2]
+
+
+def test_orders_added_to_a_channel_view_belong_to_that_channel():
+    store = generate_store(StoreSpec(orders=90, customers=30, channels=CHANNELS))
+    woo = store.channel("woocommerce")
+    added = woo.add_orders(3)
+    assert {o.channel for o in added} == {"woocommerce"}
+    assert all(woo.order(o.id) is o for o in added) and not any(store.order(o.id) for o in added)
+    with pytest.raises(KeyError, match="no channel 'ebay'"):
+        store.channel("ebay")
+
+
 def test_generating_100k_orders(capsys):
     started = time.perf_counter()
     store = generate_store(StoreSpec(orders=100_000))
