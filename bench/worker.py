@@ -119,13 +119,13 @@ def table_counts() -> dict[str, int]:
     from sqlalchemy import func, select
 
     from integrations.settings import cached_settings
-    from models.customers import Customer
+    from models.customers import Customer, CustomerAccount
     from models.db import unit_of_work
     from models.orders import Order, OrderLine
 
     with unit_of_work(cached_settings().database_url) as session:
         return {table.__tablename__: session.scalar(select(func.count()).select_from(table)) or 0
-                for table in (Order, OrderLine, Customer)}
+                for table in (Order, OrderLine, Customer, CustomerAccount)}
 
 
 def task_phases(flow_name: str) -> dict[str, float]:
@@ -139,8 +139,13 @@ def task_phases(flow_name: str) -> dict[str, float]:
                                      sort=FlowRunSort.START_TIME_DESC, limit=1)
         if not runs:
             return {}
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id])),
-                                      limit=5000)
+        tasks, page = [], 200  # the API's largest page
+        while len(tasks) % page == 0:
+            more = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id])),
+                                         limit=page, offset=len(tasks))
+            tasks += more
+            if not more:
+                break
     phases: dict[str, float] = {}
     for run in tasks:
         if run.start_time and run.end_time:
@@ -210,7 +215,7 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
 
     from integrations.settings import cached_settings
     from integrations.shopify.queries import BULK_ORDERS_QUERY, BULK_RUN, BULK_STATUS
-    from models.customers import Customer
+    from models.customers import Customer, CustomerAccount
     from models.db import engine_for, upgrade
     from models.orders import Order, OrderLine
 
@@ -249,9 +254,10 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
                 for raw in lines_in:
                     rows.add(raw)
             os.unlink(path)
-            orders, lines, customers = rows.finish()
+            orders, lines, customers, accounts = rows.finish()
         with watch.time("insert"), engine.begin() as conn:
             conn.execute(insert(Customer.__table__), customers)
+            conn.execute(insert(CustomerAccount.__table__), accounts)
             conn.execute(insert(Order.__table__), orders)
             if lines:
                 conn.execute(insert(OrderLine.__table__), lines)
@@ -319,8 +325,11 @@ class _FloorRows:
         self.order_ids[record["id"]] = row["id"]
         self.orders.append(row)
 
-    def finish(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-        """Drops orders with an unreadable field (and their lines); numbers lines within each order."""
+    def finish(self) -> tuple[list[dict[str, Any]], ...]:
+        """Orders, lines, customers and their accounts.
+
+        Drops orders with an unreadable field (and their lines); numbers lines within each order.
+        """
         orders = [row for row in self.orders if row["external_id"] not in self.unreadable]
         self.skipped = len(self.orders) - len(orders)
         positions: dict[str, int] = {}
@@ -331,9 +340,10 @@ class _FloorRows:
                 continue
             position = positions[parent] = positions.get(parent, -1) + 1
             lines.append(line | {"order_id": order_id, "position": position})
-        customers = [{"id": number, "channel": CHANNEL, "external_id": key, "created_at": self.now}
-                     for key, number in self.customers.items()]
-        return orders, lines, customers
+        customers = [{"id": number, "created_at": self.now} for number in self.customers.values()]
+        accounts = [{"channel": CHANNEL, "external_id": key, "customer_id": number}
+                    for key, number in self.customers.items()]
+        return orders, lines, customers, accounts
 
 
 # ---------------------------------------------------------------------- naive peer

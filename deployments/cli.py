@@ -86,6 +86,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_webhooks(args: argparse.Namespace) -> int:
+    from deployments.webhooks import serve_webhooks
+
+    return serve_webhooks(args.host, args.port)
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from deployments.demo import serve_sandboxes
 
@@ -139,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve every deployment with its schedule")
     serve.set_defaults(handler=_cmd_serve)
+
+    webhooks = commands.add_parser("webhooks", help="receive Shopify and WooCommerce webhooks and start order intake")
+    webhooks.add_argument("--host", default="127.0.0.1")
+    webhooks.add_argument("--port", type=int, default=8787)
+    webhooks.set_defaults(handler=_cmd_webhooks)
     return parser
 
 

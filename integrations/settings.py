@@ -91,12 +91,19 @@ class Settings(BaseSettings):
     slack_channel: str | None = None
     smtp_url: str | None = None
     smtp_from: str | None = None
+    shopify_webhook_secret: str | None = None
+    woocommerce_webhook_secret: str | None = None
+    webhook_max_age_seconds: int = 300
     config: Path | None = None
     # Not in the contract: transport tuning, so tests can shorten waits.
     http_timeout_seconds: float = 30.0
     http_max_attempts: int = 6
 
-    @field_validator("shopify_shop_url", "woocommerce_url", "magento_url", "karrio_url", mode="before")
+    # A blank webhook secret would let anyone sign: it counts as unset.
+    @field_validator(
+        "shopify_shop_url", "woocommerce_url", "magento_url", "karrio_url",
+        "shopify_webhook_secret", "woocommerce_webhook_secret", mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

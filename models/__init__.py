@@ -3,14 +3,15 @@
 from models.alerts import AuditEntry, SentAlert
 from models.base import Base
 from models.catalog import Product, Variant
-from models.customers import Customer, CustomerPII
+from models.customers import Customer, CustomerAccount, CustomerPII
 from models.ledger import SideEffect
 from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
 from models.stock import StockMovement
 from models.sync import SyncWatermark
+from models.webhooks import WebhookEvent
 
 __all__ = [
-    "AuditEntry", "Base", "Customer", "CustomerPII", "Order", "OrderAddress", "OrderHold",
+    "AuditEntry", "Base", "Customer", "CustomerAccount", "CustomerPII", "Order", "OrderAddress", "OrderHold",
     "OrderLine", "Product", "QuarantinedPayload", "SentAlert", "SideEffect", "StockMovement",
-    "SyncWatermark", "Variant",
+    "SyncWatermark", "Variant", "WebhookEvent",
 ]

@@ -1,4 +1,4 @@
-"""Customers, with their personal data in a table of its own."""
+"""Customers: one person across channels, their accounts per channel, personal data apart."""
 
 from __future__ import annotations
 
@@ -11,21 +11,37 @@ from models.base import Base, utcnow
 
 
 class Customer(Base):
+    """A person who bought, on any channel; accounts with the same email share one."""
+
     __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomerAccount(Base):
+    """A customer's id on one channel (a guest checkout: `guest:` and its email's digest)."""
+
+    __tablename__ = "customer_accounts"
     __table_args__ = (UniqueConstraint("channel", "external_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(40))
     external_id: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
 
 
 class CustomerPII(Base):
-    """Kept apart so exports, reports and erasure requests touch one place."""
+    """Kept apart so exports, reports and erasure requests touch one place.
+
+    `email_key` (a digest of the normalised email) is how a second channel's account
+    finds the customer; erasing this row unlinks it too.
+    """
 
     __tablename__ = "customer_pii"
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    email_key: Mapped[str | None] = mapped_column(String(64), index=True)
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(64))
     first_name: Mapped[str | None] = mapped_column(String(200))

@@ -19,7 +19,7 @@ from domain.reasons import Hold
 from domain.redact import redact
 from models.base import utcnow
 from models.catalog import Variant
-from models.customers import Customer, CustomerPII
+from models.customers import Customer, CustomerAccount, CustomerPII
 from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
 from models.stock import StockMovement
 from models.sync import SyncWatermark
@@ -38,6 +38,34 @@ def _rows_into(model: type[Any]) -> Any:
     explicit NULL would displace.
     """
     return insert(model.__table__)
+
+
+def _insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
+    """Inserts rows that all have the same keys, through COPY on PostgreSQL.
+
+    An INSERT per row cost PostgreSQL about three times what COPY does for the same rows
+    (~0.1 ms an order with its lines and address). Values go through the columns' own
+    bind processors, as they would for an INSERT. Elsewhere, and for a table with a
+    Python-side default the rows leave out, it is the Core INSERT of `_rows_into`.
+    """
+    if not rows:
+        return
+    table = model.__table__
+    keys = list(rows[0])
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql" or any(
+        column.default is not None and column.key not in keys for column in table.columns
+    ):
+        session.execute(_rows_into(model), rows)
+        return
+    processors = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys]
+    quote = dialect.identifier_preparer.quote
+    command = f"COPY {quote(table.name)} ({', '.join(quote(table.c[key].name) for key in keys)}) FROM STDIN"
+    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(command) as copy:
+        for row in rows:
+            copy.write_row([row[key] if process is None else process(row[key])
+                            for key, process in zip(keys, processors, strict=True)])
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -110,42 +138,70 @@ def _clip(value: str | None, length: int) -> str | None:
     return None if value is None else value.replace("\x00", "")[:length]
 
 
-def _customer_key(order: ChannelOrder) -> str | None:
+def email_key(email: str | None) -> str | None:
+    """The digest that matches one person's accounts across channels (trimmed, case-folded)."""
+    if not email or not email.strip():
+        return None
+    return hashlib.sha256(email.strip().casefold().encode()).hexdigest()
+
+
+def _account_key(order: ChannelOrder) -> str | None:
     customer = order.customer
     if customer is None:
         return None
     if customer.external_id:
         return _clip(customer.external_id, 200)
-    if customer.email:  # a guest checkout: one record per address, keyed by its digest
-        return "guest:" + hashlib.sha256(customer.email.strip().lower().encode()).hexdigest()[:40]
+    if key := email_key(customer.email):  # a guest checkout: one account per email address
+        return "guest:" + key[:40]
     return None
 
 
 def _upsert_customers(session: Session, channel: str, orders: Sequence[ChannelOrder]) -> dict[str, int]:
-    by_key = {key: order.customer for order in orders if (key := _customer_key(order))}
+    """Customer ids by account key: known accounts, else the customer with the same email, else new ones."""
+    by_key = {key: order.customer for order in orders if (key := _account_key(order))}
     ids: dict[str, int] = {}
     keys = sorted(by_key)
     for chunk in _chunks(keys):
-        rows = session.execute(
-            select(Customer.external_id, Customer.id).where(Customer.channel == channel, Customer.external_id.in_(chunk))
-        )
-        ids.update(dict(rows.all()))
-    missing = [{"channel": channel, "external_id": key, "created_at": utcnow()} for key in keys if key not in ids]
-    if missing:
-        rows = session.execute(
-            _rows_into(Customer).returning(Customer.external_id, Customer.id, sort_by_parameter_order=True), missing
-        )
-        ids.update(dict(rows.all()))
-    pii_ids = [ids[key] for key in keys]
-    for chunk in _chunks(pii_ids):
-        session.execute(delete(CustomerPII).where(CustomerPII.customer_id.in_(chunk)))
-    pii = [
-        {"customer_id": ids[key], "email": _clip(c.email, 320), "phone": _clip(c.phone, 64),
-         "first_name": _clip(c.first_name, 200), "last_name": _clip(c.last_name, 200)}
+        ids.update(session.execute(
+            select(CustomerAccount.external_id, CustomerAccount.customer_id)
+            .where(CustomerAccount.channel == channel, CustomerAccount.external_id.in_(chunk))
+        ).all())
+    new_accounts = [key for key in keys if key not in ids]
+    if new_accounts:
+        emails = {key: email_key(by_key[key].email) for key in new_accounts}
+        wanted = sorted({e for e in emails.values() if e})
+        people: dict[str, int] = {}
+        for chunk in _chunks(wanted):
+            # The oldest customer wins should two ever share an email (both created in one race).
+            people.update(session.execute(
+                select(CustomerPII.email_key, func.min(CustomerPII.customer_id))
+                .where(CustomerPII.email_key.in_(chunk)).group_by(CustomerPII.email_key)
+            ).all())
+        strangers = [key for key in new_accounts if not (emails[key] and emails[key] in people)]
+        # One new customer per new email (or per account without one).
+        persons = list(dict.fromkeys(emails[key] or f"account:{key}" for key in strangers))
+        if persons:
+            made = session.scalars(
+                insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+                [{"created_at": utcnow()} for _ in persons],
+            ).all()
+            people.update(zip(persons, made, strict=True))
+        for key in new_accounts:
+            ids[key] = people[emails[key] or f"account:{key}"]
+        session.execute(_rows_into(CustomerAccount), [
+            {"channel": channel, "external_id": key, "customer_id": ids[key]} for key in new_accounts
+        ])
+    # The latest order's details win, whichever channel it came from.
+    pii = {
+        ids[key]: {"customer_id": ids[key], "email_key": email_key(c.email), "email": _clip(c.email, 320),
+                   "phone": _clip(c.phone, 64), "first_name": _clip(c.first_name, 200),
+                   "last_name": _clip(c.last_name, 200)}
         for key, c in by_key.items() if c is not None
-    ]
+    }
+    for chunk in _chunks(sorted(set(ids.values()))):
+        session.execute(delete(CustomerPII).where(CustomerPII.customer_id.in_(chunk)))
     if pii:
-        session.execute(_rows_into(CustomerPII), pii)
+        session.execute(_rows_into(CustomerPII), list(pii.values()))
     return ids
 
 
@@ -159,7 +215,7 @@ ADDRESS_SIZES = {"name": 300, "company": 300, "street1": 300, "street2": 300, "c
 
 def _order_row(decision: Decision, customer_ids: dict[str, int]) -> dict[str, Any]:
     order = decision.order
-    key = _customer_key(order)
+    key = _account_key(order)
     return {
         "channel": order.channel, "external_id": order.external_id, "number": order.number,
         "status": decision.status.value, "lifecycle": order.lifecycle.value, "currency": order.currency,
@@ -187,10 +243,8 @@ def store_decisions(
         now = utcnow()
         # No RETURNING here: a multi-row INSERT ... RETURNING is one huge statement whose
         # placeholders psycopg rewrites in Python, ~0.2 ms an order on PostgreSQL. A plain
-        # executemany and an indexed read of the new ids cost a third of that.
-        session.execute(
-            _rows_into(Order), [{**_order_row(d, customer_ids), "created_at": now} for d in created]
-        )
+        # insert and an indexed read of the new ids cost a third of that.
+        _insert_rows(session, Order, [{**_order_row(d, customer_ids), "created_at": now} for d in created])
         for order_channel in sorted({d.order.channel for d in created}):
             fresh = [d.order.external_id for d in created if d.order.channel == order_channel]
             for chunk in _chunks(fresh):
@@ -212,15 +266,13 @@ def store_decisions(
          "quantity": line.units, "unit_price": line.unit_price, "discount": line.discount}
         for d in changed for n, line in enumerate(d.order.lines)
     ]
-    if lines:
-        session.execute(_rows_into(OrderLine), lines)
+    _insert_rows(session, OrderLine, lines)
     addresses = [
         {"order_id": ids[d.order.external_id], "country": _country(a.country),
          **{name: _clip(getattr(a, name), size) for name, size in ADDRESS_SIZES.items()}}
         for d in changed if (a := d.order.ship_to) is not None
     ]
-    if addresses:
-        session.execute(_rows_into(OrderAddress), addresses)
+    _insert_rows(session, OrderAddress, addresses)
     _store_holds(session, {ids[d.order.external_id]: set(d.reasons) for d in changed}, updated_ids=[ids[d.order.external_id] for d in updated])
     _store_reservations(session, changed, ids, known)
 

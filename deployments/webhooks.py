@@ -1,0 +1,180 @@
+"""`clerk webhooks`: files verified Shopify and WooCommerce deliveries and starts order intake.
+
+`POST /webhooks/shopify` and `POST /webhooks/woocommerce` answer:
+
+- 404 when the channel has no webhook secret set (the route does not exist);
+- 200, nothing stored, for WooCommerce's unsigned `webhook_id=N` ping, sent when a
+  webhook is saved (WooCommerce refuses to save one whose URL does not answer 2xx);
+- 401, nothing stored, for a bad or missing signature, a Shopify delivery sent more than
+  `webhook_max_age_seconds` ago or over a minute in the future, and a delivery id already
+  stored (a replay);
+- 400, nothing stored, for a signed delivery missing a header the clerk files it by;
+- 200 once the delivery is committed; order intake is then triggered after the response
+  has gone, at most once per channel per debounce window.
+
+A delivery is only a nudge: intake reads orders from the vendor's API, and its 15-minute
+schedule is the safety net for a trigger that fails or a delivery that never comes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from integrations.settings import Settings
+from integrations.webhooks import (
+    SHOPIFY,
+    WOOCOMMERCE,
+    Delivery,
+    MalformedDelivery,
+    is_fresh,
+    is_woocommerce_ping,
+    read_delivery,
+    verify_signature,
+)
+from models.webhooks import record_event
+
+log = logging.getLogger("clerk.webhooks")
+
+DEPLOYMENT = "order-intake/order-intake"
+DEBOUNCE_SECONDS = 30.0
+
+Trigger = Callable[[str], None]
+
+
+def start_order_intake(channel: str) -> None:
+    """Starts the `order-intake` deployment without waiting for it; without a Prefect API, logs."""
+    if not os.environ.get("PREFECT_API_URL"):
+        log.info("%s delivery stored; no Prefect API set, so the next scheduled order intake picks it up", channel)
+        return
+    from prefect.deployments import run_deployment
+
+    # Every enabled channel, not just this one: a run is cheap when nothing changed, and a
+    # channel that intake does not know yet would fail a run scoped to it.
+    run_deployment(DEPLOYMENT, timeout=0)
+
+
+class Debounce:
+    """At most one go per key per window, so a burst of deliveries starts one intake run."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def ready(self, key: str) -> bool:
+        """True, and the window restarts, when the key's last go is a window or more ago."""
+        with self._lock:
+            now = self._clock()
+            last = self._last.get(key)
+            if last is not None and now - last < self._seconds:
+                return False
+            self._last[key] = now
+            return True
+
+
+def create_webhook_app(
+    settings: Settings, trigger: Trigger = start_order_intake, debounce_seconds: float = DEBOUNCE_SECONDS
+) -> Starlette:
+    """The ASGI app: one route per channel whose webhook secret is set."""
+    secrets = {SHOPIFY: settings.shopify_webhook_secret, WOOCOMMERCE: settings.woocommerce_webhook_secret}
+    debounce = Debounce(debounce_seconds)
+    routes = [
+        Route(f"/webhooks/{channel}", _receiver(channel, secret, settings, trigger, debounce), methods=["POST"])
+        for channel, secret in secrets.items()
+        if secret
+    ]
+    return Starlette(routes=routes)
+
+
+def _receiver(
+    channel: str, secret: str, settings: Settings, trigger: Trigger, debounce: Debounce
+) -> Callable[[Request], Awaitable[Response]]:
+    async def receive(request: Request) -> Response:
+        body = await request.body()  # the raw bytes: the signature covers exactly these
+        if channel == WOOCOMMERCE and is_woocommerce_ping(request.headers, body):
+            log.info("woocommerce ping answered")
+            return PlainTextResponse("ok")
+        if not verify_signature(channel, secret, request.headers, body):
+            # The headers are unproven here: the delivery id is not worth logging.
+            log.warning("%s delivery refused: bad or missing signature", channel)
+            return _refused()
+        try:
+            delivery = read_delivery(channel, request.headers, body)
+        except MalformedDelivery as exc:
+            log.warning("%s delivery refused: %s", channel, exc)
+            return PlainTextResponse("malformed delivery", status_code=400)
+        if not is_fresh(delivery, datetime.now(UTC), settings.webhook_max_age_seconds):
+            _log(delivery, "refused: stale or future X-Shopify-Triggered-At", logging.WARNING)
+            return _refused()
+        stored = await run_in_threadpool(
+            record_event,
+            settings.database_url,
+            channel=channel,
+            delivery_id=delivery.delivery_id,
+            topic=delivery.topic,
+            triggered_at=delivery.triggered_at,
+            # Vendors send UTF-8 JSON; a stray byte is replaced rather than losing the event.
+            body=body.decode("utf-8", errors="replace"),
+        )
+        if not stored:
+            # A replay is refused with 401 like a forgery, not acknowledged with 200 or 409:
+            # the clerk's rule is "bad or replayed deliveries are rejected, nothing stored".
+            # The first copy is already stored and triggered, so nothing is lost.
+            _log(delivery, "refused: delivery id already stored", logging.WARNING)
+            return _refused()
+        _log(delivery, "stored", logging.INFO)
+        start = BackgroundTask(_start_intake, trigger, channel) if debounce.ready(channel) else None
+        return PlainTextResponse("stored", background=start)
+
+    return receive
+
+
+def _start_intake(trigger: Trigger, channel: str) -> None:
+    try:
+        trigger(channel)
+    except Exception as exc:
+        # The event is committed and the schedule polls anyway: a failed trigger only delays.
+        log.warning("could not start order intake for %s (%s: %s); the schedule will", channel, type(exc).__name__, exc)
+
+
+def _refused() -> Response:
+    return PlainTextResponse("refused", status_code=401)
+
+
+def _log(delivery: Delivery, outcome: str, level: int) -> None:
+    # Channel, topic and ids only: bodies hold customers' names, emails and addresses.
+    log.log(level, "%s %s delivery %s (resource %s) %s",
+            delivery.channel, delivery.topic, delivery.delivery_id, delivery.resource_id or "-", outcome)
+
+
+def serve_webhooks(host: str, port: int) -> int:
+    """Serves the webhook endpoint with uvicorn until stopped; 2 when no channel has a secret."""
+    import uvicorn
+
+    from deployments.runs import install_redaction
+    from integrations.settings import cached_settings
+    from models.db import upgrade
+
+    settings = cached_settings()
+    if not (settings.shopify_webhook_secret or settings.woocommerce_webhook_secret):
+        print("error: set CLERK_SHOPIFY_WEBHOOK_SECRET or CLERK_WOOCOMMERCE_WEBHOOK_SECRET", file=sys.stderr)
+        return 2
+    upgrade(settings.database_url)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()
+    uvicorn.run(create_webhook_app(settings), host=host, port=port)
+    return 0
