@@ -8,12 +8,13 @@ order still needs a person.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from operator import attrgetter
+from typing import Any
 
 from domain.money import cents
 from domain.reasons import Hold
@@ -119,9 +120,16 @@ class ChannelOrder:
 
     def fingerprint(self) -> str:
         """A digest of everything Clerk stores, so a touch upstream with no change is `unchanged`."""
-        content = _plain(self)
-        content.pop("updated_at")
-        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+        content = _order_fields(self)
+        # Positions are those of `fields(ChannelOrder)`; updated_at is left out on purpose.
+        return hashlib.sha256(repr((
+            content[:_UPDATED_AT],
+            tuple(map(_line_fields, self.lines)),
+            self.ship_to and _address_fields(self.ship_to),
+            self.customer and _customer_fields(self.customer),
+            sorted(self.extra.items()),
+            content[_UPDATED_AT + 1:],
+        )).encode()).hexdigest()
 
     def demand(self) -> dict[str, int]:
         """Units wanted per SKU (lines without a SKU are left out)."""
@@ -132,28 +140,18 @@ class ChannelOrder:
         return wanted
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
-_AS_IS = frozenset({str, int, bool, type(None)})
+def _getter(kind: type, leave_out: tuple[str, ...] = ()) -> attrgetter[Any]:
+    """Every field of a dataclass but `leave_out`, read at C speed (a fifth of a backfill went
+    to turning orders into dicts for their digests)."""
+    return attrgetter(*(f.name for f in fields(kind) if f.name not in leave_out))
 
 
-def _plain(value: object) -> object:
-    """JSON-ready content of a value: what `asdict` gives, without its deep copies (a fifth of a
-    backfill's time went there), Decimals and datetimes as text."""
-    kind = type(value)
-    if kind in _AS_IS or isinstance(value, StrEnum):
-        return value
-    if isinstance(value, (Decimal, datetime)):
-        return str(value)
-    names = _FIELDS.get(kind)
-    if names is None and is_dataclass(value):
-        names = _FIELDS.setdefault(kind, tuple(f.name for f in fields(value)))
-    if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    return str(value)
+_NESTED = ("lines", "ship_to", "customer", "extra")
+_order_fields = _getter(ChannelOrder, _NESTED)
+_UPDATED_AT = [f.name for f in fields(ChannelOrder) if f.name not in _NESTED].index("updated_at")
+_line_fields = _getter(OrderLine)
+_address_fields = _getter(Address)
+_customer_fields = _getter(Customer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
 import pytest
 
-from domain.orders import Address, PriceTolerance, Risk, address_complete, hold_reasons
+from domain.orders import (
+    Address,
+    ChannelOrder,
+    Customer,
+    OrderLine,
+    PriceTolerance,
+    Risk,
+    address_complete,
+    hold_reasons,
+)
 from domain.reasons import Hold
 from tests.unit.factories import CATALOG, HOME, line, order
 
@@ -59,7 +70,39 @@ def test_address_needs_every_part() -> None:
     assert not address_complete(Address())
 
 
+def _other(value: object) -> object:
+    """A different value of the same kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, StrEnum):
+        return next(member for member in type(value) if member != value)
+    if isinstance(value, (Decimal, int)):
+        return value + 1
+    if isinstance(value, datetime):
+        return value + timedelta(seconds=1)
+    return f"{value}x" if value is not None else "x"
+
+
 def test_fingerprint_ignores_only_the_update_stamp() -> None:
-    base = order()
+    """Every stored field, however deep, changes the digest; the update stamp alone does not."""
+    base = replace(order(lines=(line("SKU-1"), line("SKU-2", 2, "25.00"))), extra={"status": "paid"})
     assert base.fingerprint() == replace(base, updated_at=base.updated_at.replace(year=2030)).fingerprint()
-    assert base.fingerprint() != replace(base, total=Decimal("99")).fingerprint()
+    seen = {base.fingerprint()}
+    for name in (f.name for f in fields(ChannelOrder) if f.name != "updated_at"):
+        value = getattr(base, name)
+        if name == "lines":
+            for part in fields(OrderLine):
+                changed = replace(value[1], **{part.name: _other(getattr(value[1], part.name))})
+                seen.add(replace(base, lines=(value[0], changed)).fingerprint())
+            seen.add(replace(base, lines=value[::-1]).fingerprint())
+        elif name in ("ship_to", "customer"):
+            for part in fields(value):
+                seen.add(replace(base, **{name: replace(value, **{part.name: _other(getattr(value, part.name))})}).fingerprint())
+            seen.add(replace(base, **{name: None}).fingerprint())
+        elif name == "extra":
+            seen.add(replace(base, extra={"status": "refunded"}).fingerprint())
+        else:
+            seen.add(replace(base, **{name: _other(value)}).fingerprint())
+    changes = (len(fields(ChannelOrder)) - 5 + len(fields(OrderLine)) + 1 + len(fields(Address)) + 1
+               + len(fields(Customer)) + 1 + 1)
+    assert len(seen) == 1 + changes
