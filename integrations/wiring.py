@@ -7,10 +7,15 @@ from functools import cache
 from integrations.protocols import Notifier, OrderSource
 from integrations.settings import Settings, cached_settings
 
+# A one-off source for this process (a file being imported), found before any built from settings.
+_registered: dict[str, OrderSource] = {}
+
 
 def enabled_channels(settings: Settings) -> list[str]:
     """Channels whose settings are present (a channel with its URL unset is off)."""
-    return [name for name, url in (("shopify", settings.shopify_shop_url),) if url]
+    urls = (("shopify", settings.shopify_shop_url), ("woocommerce", settings.woocommerce_url),
+            ("magento", settings.magento_url))
+    return [name for name, url in urls if url]
 
 
 def build_order_source(channel: str, settings: Settings) -> OrderSource:
@@ -19,13 +24,30 @@ def build_order_source(channel: str, settings: Settings) -> OrderSource:
         from integrations.shopify.client import ShopifyClient
 
         return ShopifyClient.from_settings(settings)
+    if channel == "woocommerce":
+        from integrations.woocommerce.client import WooCommerceClient
+
+        return WooCommerceClient.from_settings(settings)
+    if channel == "magento":
+        from integrations.magento.client import MagentoClient
+
+        return MagentoClient.from_settings(settings)
     raise ValueError(f"unknown channel {channel!r}")
 
 
+def register_order_source(source: OrderSource) -> None:
+    """Makes `source` this process's source for its channel (e.g. an orders file being imported)."""
+    _registered[source.channel] = source
+
+
 @cache
-def order_source(channel: str) -> OrderSource:
-    """The process-wide client of one channel (tasks receive channel names, not clients)."""
+def _built_order_source(channel: str) -> OrderSource:
     return build_order_source(channel, cached_settings())
+
+
+def order_source(channel: str) -> OrderSource:
+    """The process-wide source of one channel (tasks receive channel names, not clients)."""
+    return _registered.get(channel) or _built_order_source(channel)
 
 
 @cache
@@ -39,5 +61,6 @@ def notifier() -> Notifier:
 def reset() -> None:
     """Forgets cached settings and clients (after the environment changed, e.g. in tests)."""
     cached_settings.cache_clear()
-    order_source.cache_clear()
+    _built_order_source.cache_clear()
+    _registered.clear()
     notifier.cache_clear()

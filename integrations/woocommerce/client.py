@@ -1,0 +1,337 @@
+"""The WooCommerce REST API v3 client: the only code here that talks to WooCommerce.
+
+`_attempt` is the one transport seam; everything it sends is built, and everything it
+receives is read, by the pure functions of `mapping.py`. Transient failures (5xx, 429,
+timeouts, drops, garbled bodies) are retried with jitter; refusals are not.
+
+Credentials travel as HTTP Basic auth, which WooCommerce accepts over HTTPS; loopback
+is allowed too, for local servers. Plain http to any other host is refused rather than
+sending the secret in the clear (WooCommerce would want OAuth 1.0a signatures there).
+When a server answers Basic auth with 401 (some drop the Authorization header), the
+client tries once more with the key in the query string, as WooCommerce documents.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+
+from domain.orders import ChannelOrder
+from integrations.http import RetryPolicy, TransientFailure, call_with_retry, decode_json, raise_for_transient
+from integrations.protocols import CatalogItem, OrderPage, Payload, UpstreamError
+from integrations.woocommerce import mapping
+from integrations.woocommerce.mapping import Position
+
+if TYPE_CHECKING:
+    from integrations.settings import Settings
+
+T = TypeVar("T")
+
+URL = "CLERK_WOOCOMMERCE_URL"
+KEY = "CLERK_WOOCOMMERCE_KEY"
+SECRET = "CLERK_WOOCOMMERCE_SECRET"
+WHAT = "WooCommerce"
+API_PATH = "/wp-json/wc/v3/"
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses, where plain http never leaves the machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class WooCommerceClient:
+    """Orders, the catalog and write-backs of one WooCommerce shop, over its REST API v3."""
+
+    channel = mapping.CHANNEL
+
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        secret: str,
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ):
+        self.url = url.rstrip("/")
+        try:
+            self.api = httpx.URL(self.url + API_PATH)
+        except httpx.InvalidURL as exc:
+            raise UpstreamError(f"{URL} is not a URL", setting=URL) from exc
+        if self.api.scheme not in ("http", "https") or not self.api.host:
+            raise UpstreamError(f"WooCommerce's URL must start with https:// ({URL})", setting=URL)
+        if self.api.scheme == "http" and not is_loopback(self.api.host):
+            raise UpstreamError(
+                f"WooCommerce keys would travel in the clear over http://; use https:// ({URL})", setting=URL
+            )
+        self._key = key
+        self._secret = secret
+        self._key_in_query = False
+        self._timeout = timeout
+        self._owns_http = http is None
+        self._http = http or httpx.Client(timeout=timeout)
+        self._sleep = sleep
+        self._policy = RetryPolicy(max_attempts=max_attempts, sleep=sleep, rng=rng or random.Random())
+        self._currency: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WooCommerceClient:
+        """A client from the CLERK_WOOCOMMERCE_* settings.
+
+        Raises:
+            UpstreamError: naming the variable that is missing or unusable.
+        """
+        for value, name in ((settings.woocommerce_url, URL), (settings.woocommerce_key, KEY),
+                            (settings.woocommerce_secret, SECRET)):
+            if not value:
+                raise UpstreamError(f"{name} is not set", setting=name)
+        return cls(
+            settings.woocommerce_url or "",
+            settings.woocommerce_key or "",
+            settings.woocommerce_secret or "",
+            timeout=settings.http_timeout_seconds,
+            max_attempts=settings.http_max_attempts,
+        )
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> WooCommerceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def _refusal(self, response: httpx.Response, method: str, path: str) -> UpstreamError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        code = str(body.get("code", "")) if isinstance(body, dict) else ""
+        status = response.status_code
+        if status == 401:
+            return UpstreamError(f"WooCommerce refused the consumer key or secret ({KEY}, {SECRET})", setting=KEY)
+        if status == 403:
+            return UpstreamError(
+                f"WooCommerce denied {method} {path}: the key needs Read/Write access ({KEY})", setting=KEY
+            )
+        if 300 <= status < 400:
+            where = response.headers.get("location", "elsewhere")
+            return UpstreamError(
+                f"WooCommerce redirected the API request to {where}; set {URL} to the site's own address",
+                setting=URL,
+            )
+        if status == 404 and (not code or code == "rest_no_route"):
+            return UpstreamError(f"No WooCommerce REST API at {self.api} (HTTP 404); check {URL}", setting=URL)
+        message = str(body.get("message", ""))[:200] if isinstance(body, dict) else ""
+        return UpstreamError(f"WooCommerce rejected {method} {path} (HTTP {status} {code}: {message})")
+
+    def _attempt(
+        self, method: str, path: str, params: Mapping[str, Any] | None = None, body: Payload | None = None
+    ) -> tuple[httpx.Headers, Any]:
+        """One request, read to the end: the answer's headers and JSON body.
+
+        Raises TransientFailure (or lets an httpx.TransportError through) for what is
+        worth another attempt, UpstreamError for refusals.
+        """
+        query = dict(params or {})
+        auth = None
+        if self._key_in_query:
+            query |= {"consumer_key": self._key, "consumer_secret": self._secret}
+        else:
+            auth = httpx.BasicAuth(self._key, self._secret)
+        response = self._http.request(
+            method, self.api.join(path), params=query, json=body, auth=auth, timeout=self._timeout,
+            headers={"Accept": "application/json"},
+        )
+        if response.status_code == 401 and not self._key_in_query:
+            # Some servers drop the Authorization header; WooCommerce's answer for them is the query.
+            self._key_in_query = True
+            return self._attempt(method, path, params, body)
+        raise_for_transient(response)
+        if response.status_code >= 300:
+            raise self._refusal(response, method, path)
+        return response.headers, decode_json(response)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Runs `attempt` with retries; a host that never answered is a wrong URL."""
+        try:
+            return call_with_retry(attempt, self._policy, WHAT)
+        except UpstreamError as exc:
+            if isinstance(exc.__cause__, httpx.ConnectError):
+                raise UpstreamError(f"Cannot reach WooCommerce at {self.url} ({URL})", setting=URL) from exc
+            raise
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> tuple[httpx.Headers, Any]:
+        return self._retrying(lambda: self._attempt("GET", path, params))
+
+    def _attempt_list(self, path: str, params: Mapping[str, Any]) -> tuple[httpx.Headers, list[Any]]:
+        """One request for a list; anything else in a 200 is worth another attempt."""
+        headers, body = self._attempt("GET", path, params)
+        if not isinstance(body, list):
+            raise TransientFailure(f"{path} answered with something other than a list")
+        return headers, body
+
+    def _list(self, path: str, params: Mapping[str, Any]) -> tuple[httpx.Headers, list[Any]]:
+        return self._retrying(lambda: self._attempt_list(path, params))
+
+    def _every(self, path: str) -> Iterator[Any]:
+        """Every record of a list, page after page; single attempts, for a caller that retries."""
+        page: int | None = 1
+        while page is not None:
+            headers, records = self._attempt_list(path, mapping.build_page_params(page))
+            yield from records
+            page = mapping.next_page(headers, page)
+
+    def _write_once(self, look: Callable[[], Payload | None], write: Callable[[], Payload]) -> Payload:
+        """Looks, then writes; every retry looks again first, so a write whose answer was
+        lost is found, never repeated."""
+        late = False
+
+        def attempt() -> Payload:
+            nonlocal late
+            if late:
+                # A write that timed out may still be running upstream: give it as long again.
+                self._sleep(self._timeout)
+                late = False
+            found = look()
+            if found is not None:
+                return found
+            try:
+                return write()
+            except httpx.TimeoutException:
+                late = True
+                raise
+
+        return self._retrying(attempt)
+
+    # ------------------------------------------------------------------ orders
+
+    def changed_orders(self, since: datetime | None, cursor: str | None, limit: int) -> OrderPage:
+        """Orders changed at or after `since`, oldest change first, about `limit` of them.
+
+        The cursor is a `mapping.Position`: it holds the newest change delivered, so
+        orders edited meanwhile come again later and none is skipped.
+        """
+        position = Position.decode(cursor) if cursor else Position.start(since)
+        per_page = max(1, min(mapping.MAX_PER_PAGE, limit))
+        payloads: list[Payload] = []
+        more = True
+        while more and len(payloads) < limit:
+            params = mapping.build_orders_params(position.after, position.page, per_page)
+            headers, page = self._list("orders", params)
+            more = mapping.next_page(headers, position.page) is not None
+            fresh, position = position.advance(page)
+            payloads += fresh
+        return OrderPage(payloads, position.encode() if more else None, mapping.newest_update(payloads))
+
+    def parse_order(self, payload: Payload) -> ChannelOrder:
+        return mapping.parse_order(payload, self.channel)
+
+    def order(self, order_id: str | int) -> Payload:
+        """One order as `GET orders/<id>` gives it."""
+        return self._get(f"orders/{order_id}")[1]
+
+    # ------------------------------------------------------------------ catalog
+
+    def _shop_currency(self) -> str:
+        if self._currency is None:
+            _, body = self._get("data/currencies/current")
+            try:
+                self._currency = mapping.parse_currency(body)
+            except ValueError as exc:
+                raise UpstreamError(f"WooCommerce did not say its currency ({exc})") from exc
+        return self._currency
+
+    def catalog_pages(self, since: datetime | None = None) -> Iterator[list[CatalogItem]]:
+        """Products and variations with a SKU, from products changed at or after `since`.
+
+        A variable product's SKUs are its variations'; they are read with it.
+        """
+        currency = self._shop_currency()
+        page: int | None = 1
+        while page is not None:
+            headers, products = self._list("products", mapping.build_products_params(since, page))
+            items: list[CatalogItem] = []
+            for product in products:
+                if mapping.is_variable(product):
+                    variations = self._retrying(lambda p=product: list(self._every(f"products/{p['id']}/variations")))
+                    found = [mapping.parse_variation(v, product, currency) for v in variations]
+                else:
+                    found = [mapping.parse_product(product, currency)]
+                items += [item for item in found if item is not None]
+            if items:
+                yield items
+            page = mapping.next_page(headers, page)
+
+    # ------------------------------------------------------------------ write-backs
+
+    def set_order_status(self, order_id: str | int, status: str) -> Payload:
+        """Moves an order to a WooCommerce status (`completed` once shipped, ...).
+
+        Setting a status twice is harmless, so a retry needs no look first.
+        """
+        body = mapping.build_status_update(status)
+        return self._retrying(lambda: self._attempt("PUT", f"orders/{order_id}", body=body)[1])
+
+    def add_order_note(self, order_id: str | int, note: str, key: str) -> Payload:
+        """Adds a private note once: a note already carrying `key` is returned instead."""
+        path = f"orders/{order_id}/notes"
+        return self._write_once(
+            lambda: mapping.find_note(self._every(path), key),
+            lambda: self._attempt("POST", path, body=mapping.build_note(note, key))[1],
+        )
+
+    def set_stock(self, levels: Mapping[str, int]) -> list[str]:
+        """Sets the stock count of each SKU (product or variation); returns the SKUs WooCommerce lacks."""
+        unknown = []
+        for sku, quantity in levels.items():
+            _, found = self._list("products", {"sku": sku})
+            target = next((mapping.stock_path(p) for p in found if isinstance(p, dict) and p.get("sku") == sku),
+                          None)
+            if target is None:
+                unknown.append(sku)
+                continue
+            body = mapping.build_stock_update(quantity)
+            self._retrying(lambda t=target, b=body: self._attempt("PUT", t, body=b))
+        return unknown
+
+    def refund(
+        self, order_id: str | int, amount: Decimal, reason: str, lines: Mapping[str, int], key: str,
+        api_refund: bool = False,
+    ) -> Payload:
+        """Records a refund once: a refund already carrying `key` is returned instead.
+
+        Args:
+            lines: SKU to units coming back (may be empty: money only).
+            key: Clerk's idempotency key, kept in the refund's meta data.
+            api_refund: let WooCommerce's gateway move the money (see `mapping.build_refund`).
+
+        Raises:
+            ValueError: when a line is not on the order.
+        """
+        items = mapping.refund_line_items(self.order(order_id), lines) if lines else []
+        body = mapping.build_refund(amount, reason, items, key, api_refund)
+        path = f"orders/{order_id}/refunds"
+        return self._write_once(
+            lambda: mapping.find_refund(self._every(path), key),
+            lambda: self._attempt("POST", path, body=body)[1],
+        )
