@@ -113,7 +113,9 @@ def quality_failures(orders: Sequence[ChannelOrder]) -> dict[int, tuple[str, str
     line_frame = pd.DataFrame({
         "order": positions,
         "sku": [line.sku for o in orders for line in o.lines],
-        "quantity": ["" if line.quantity is None else str(line.quantity) for o in orders for line in o.lines],
+        # Canonical digits, so a channel's decimal "2.0000" (Magento) is the whole number it is.
+        "quantity": ["" if line.quantity is None else format(line.quantity.normalize(), "f")
+                     for o in orders for line in o.lines],
     })
     failed = _failures(orders_suite, order_frame)
     if positions:
