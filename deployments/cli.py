@@ -42,7 +42,35 @@ def _cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_orders(args: argparse.Namespace) -> int:
+    from deployments.runs import run_flow, stdout_to_stderr
+    from integrations.marketplace_csv import MappingError, OrderFile, OrderFileError, load_mapping
+
+    if not args.channel:
+        print("error: import orders needs --channel NAME (e.g. amazon)", file=sys.stderr)
+        return 2
+    try:
+        source = OrderFile(Path(args.file), args.channel, load_mapping(args.mapping))
+        # Read it all now: a file that cannot be read is refused before anything lands.
+        print(f"{args.file}: {len(source.payloads)} orders", file=sys.stderr)
+    except (MappingError, OrderFileError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, column in source.missing_columns():
+        print(f"warning: {args.file} has no column {column!r} ({name}): read as blank", file=sys.stderr)
+    with stdout_to_stderr() as stdout:
+        summary, ok = run_flow("import-orders", {"path": args.file, "channel": args.channel, "mapping": args.mapping})
+    for problem in summary.get("problems", []):
+        print(f"{args.file}:{problem['line']}: {problem['reason']}: {problem['detail']}", file=sys.stderr)
+    stdout.write(json.dumps(summary, default=str, indent=None if args.json else 2) + "\n")
+    if not ok:
+        print(f"error: {summary['flow']} failed: {summary.get('error')}", file=sys.stderr)
+    return 0 if ok else 1
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
+    if args.entity == "orders":
+        return _cmd_import_orders(args)
     from deployments.importing import import_catalog, import_stock
     from domain.catalog import RowError
     from models.db import upgrade
@@ -95,7 +123,7 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from deployments.demo import serve_sandboxes
 
-    serve_sandboxes(orders=args.orders, seed=args.seed, fault_rate=args.fault_rate)
+    serve_sandboxes(orders=args.orders, seed=args.seed, fault_rate=args.fault_rate, port=args.port)
     return 0
 
 
@@ -115,10 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(handler=_cmd_demo)
 
-    sandbox = commands.add_parser("sandbox", help="serve the sandboxes on loopback")
-    sandbox.add_argument("--orders", type=int, default=3000)
+    sandbox = commands.add_parser(
+        "sandbox", help="serve the Shopify, WooCommerce, Magento and Slack sandboxes on loopback, one shared store"
+    )
+    sandbox.add_argument("--orders", type=int, default=3000, help="orders in the store, all channels together")
     sandbox.add_argument("--seed", type=int, default=7)
     sandbox.add_argument("--fault-rate", type=float, default=0.0)
+    sandbox.add_argument("--port", type=int, default=0, help="the first of four consecutive ports; 0 picks free ones")
     sandbox.set_defaults(handler=_cmd_sandbox)
 
     db = commands.add_parser("db", help="database maintenance")
@@ -139,8 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_cmd_export)
 
     imports = commands.add_parser("import", help="import a CSV file")
-    imports.add_argument("entity", choices=["catalog", "stock"])
+    imports.add_argument("entity", choices=["catalog", "stock", "orders"])
     imports.add_argument("file")
+    imports.add_argument("--channel", help="orders: the channel they belong to, e.g. amazon")
+    imports.add_argument("--mapping", help="orders: a bundled mapping (amazon) or a mapping TOML file")
+    imports.add_argument("--json", action="store_true", help="orders: print exactly one JSON summary on stdout")
     imports.set_defaults(handler=_cmd_import)
 
     serve = commands.add_parser("serve", help="serve every deployment with its schedule")

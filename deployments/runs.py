@@ -12,6 +12,7 @@ from typing import Any
 
 FLOWS = {
     "order-intake": "flows.order_intake:order_intake",
+    "import-orders": "flows.order_import:import_orders",
 }
 
 

@@ -49,10 +49,11 @@ from tasks.quality import check_orders
 FLOW = "order-intake"
 
 
-def _process(
+def process_batch(
     channel: str, payloads: list[Payload], tally: Tally, tolerance: PriceTolerance,
     synced_through: datetime | None, state: dict[str, Any],
 ) -> None:
+    """One batch of a channel's payloads: check, decide, store (with the watermark), tally."""
     checked = check_orders(channel, quote(payloads))
     context = load_intake_context(channel, quote(checked.orders))
     known = {external_id: stored for external_id, (_, stored) in context.known.items()}
@@ -68,7 +69,7 @@ def _incremental(channel: str, since: datetime | None, tally: Tally, settings: I
     while True:
         page = fetch_changed_orders(channel, since, cursor, settings.batch_size)
         if page.payloads:
-            _process(channel, page.payloads, tally, tolerance, page.high_water, {})
+            process_batch(channel, page.payloads, tally, tolerance, page.high_water, {})
         if page.cursor is None:
             return
         cursor = page.cursor
@@ -115,7 +116,7 @@ def _backfill(channel: str, source: OrderExport, state: dict[str, Any], tally: T
                 start, position = position, position + len(payloads)
                 if position > done:
                     fresh = payloads[max(done - start, 0):]
-                    _process(channel, fresh, tally, tolerance, None, {"backfill": job | {"done": position}})
+                    process_batch(channel, fresh, tally, tolerance, None, {"backfill": job | {"done": position}})
                     update_progress_artifact(progress, 100.0 * position / max(status.root_count, 1))
                     del fresh
                 # The reader holds on to its batch until the next one: free it before the sweep.

@@ -40,6 +40,11 @@ def register_order_source(source: OrderSource) -> None:
     _registered[source.channel] = source
 
 
+def forget_order_source(channel: str) -> None:
+    """Undoes `register_order_source`: the channel is served from settings again."""
+    _registered.pop(channel, None)
+
+
 @cache
 def _built_order_source(channel: str) -> OrderSource:
     return build_order_source(channel, cached_settings())

@@ -418,3 +418,15 @@ def release_for_stock(session: Session, granted: Sequence[tuple[int, dict[str, i
          "order_id": order_id, "note": "stock arrived for a held order", "created_at": now}
         for order_id, wanted in granted for sku, units in sorted(wanted.items())
     ])
+
+
+def quarantine_notes(session: Session, channel: str, digests: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Payload digest -> (reason, detail) of the channel's quarantined payloads among `digests`."""
+    notes: dict[str, tuple[str, str]] = {}
+    for chunk in _chunks(digests):
+        rows = session.execute(
+            select(QuarantinedPayload.payload_hash, QuarantinedPayload.reason, QuarantinedPayload.detail)
+            .where(QuarantinedPayload.channel == channel, QuarantinedPayload.payload_hash.in_(chunk))
+        )
+        notes.update((digest, (reason, detail)) for digest, reason, detail in rows)
+    return notes

@@ -156,3 +156,10 @@ def find_orders_waiting_for_stock() -> StockWait:
 def release_orders_for_stock(granted: list[tuple[int, dict[str, int]]]) -> None:
     with unit_of_work(_db()) as session:
         store.release_for_stock(session, granted)
+
+
+@batch_task(name="read-quarantine-notes")
+def read_quarantine_notes(channel: str, digests: list[str]) -> dict[str, tuple[str, str]]:
+    """Payload digest -> (reason, detail) of this channel's quarantined payloads among `digests`."""
+    with unit_of_work(_db()) as session:
+        return store.quarantine_notes(session, channel, digests)

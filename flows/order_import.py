@@ -1,0 +1,115 @@
+"""import-orders: a marketplace's orders file taken in exactly as order intake takes a channel's orders.
+
+Each batch of the file goes through order intake's own steps (check, decide, store, tally):
+the same reason codes, holds, quarantine and reservations. The channel's sync watermark is
+written back as it was, so a real channel of the same name carries on undisturbed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
+
+from domain.intake import Outcome, Tally
+from domain.orders import PriceTolerance
+from domain.reasons import ALL_REASONS
+from flows.alerting import report_trouble, run_link, tell_clerks
+from flows.order_intake import process_batch
+from integrations import wiring
+from integrations.marketplace_csv import OrderFile, load_mapping
+from integrations.settings import Intake, cached_settings
+from models.intake import payload_digest
+from tasks.orders import fetch_changed_orders, load_watermark, read_quarantine_notes
+
+FLOW = "import-orders"
+_NAMED_LINE = re.compile(r"lines? (\d+)")  # how the file mapping starts a detail: "line 17: ..."
+
+
+@contextmanager
+def _serving(source: OrderFile) -> Iterator[None]:
+    """The file is the channel's source for this run only: afterwards a real channel of that name is itself again."""
+    wiring.register_order_source(source)
+    try:
+        yield
+    finally:
+        wiring.forget_order_source(source.channel)
+
+
+def _take_in(source: OrderFile, tally: Tally, settings: Intake, tolerance: PriceTolerance) -> None:
+    channel = source.channel
+    # Written back with every batch unchanged: an import neither moves the watermark nor loses a backfill's place.
+    state = load_watermark(channel).state
+    cursor = None
+    while True:
+        page = fetch_changed_orders(channel, None, cursor, settings.batch_size)
+        if page.payloads:
+            process_batch(channel, page.payloads, tally, tolerance, None, state)
+        if page.cursor is None:
+            return
+        cursor = page.cursor
+
+
+def _problems(source: OrderFile, tally: Tally) -> list[dict[str, Any]]:
+    """Each quarantined payload and each newly held order, at the line a clerk should look at."""
+    channel = source.channel
+    digests = {payload_digest(payload): payload for payload in source.payloads}
+    notes = read_quarantine_notes(channel, sorted(digests))
+    problems = []
+    for digest, payload in digests.items():
+        lines = [row["line"] for row in payload["rows"]]
+        key = (channel, payload["order_id"])
+        if digest in notes and (payload["order_id"] is None or tally.outcomes.get(key) == Outcome.QUARANTINED):
+            reason, detail = notes[digest]
+            named = _NAMED_LINE.match(detail)
+            line = int(named.group(1)) if named and int(named.group(1)) in lines else lines[0]
+            problems.append({"line": line, "order_id": payload["order_id"], "reason": reason, "detail": detail})
+        elif key in tally.held:
+            problems.extend({"line": lines[0], "order_id": payload["order_id"], "reason": reason,
+                             "detail": f"order {payload['order_id']} held"} for reason in tally.reasons[key])
+    return sorted(problems, key=lambda problem: (problem["line"], problem["reason"]))
+
+
+@flow(name=FLOW)
+def import_orders(path: str, channel: str, mapping: str | None = None) -> dict[str, Any]:
+    """Imports a marketplace's orders export as the orders of `channel`.
+
+    Args:
+        path: the export file (CSV, or tab-separated as the mapping says).
+        channel: the channel its orders belong to, e.g. `amazon`.
+        mapping: a bundled mapping's name (`amazon`) or a mapping TOML file; default: the generic columns.
+
+    Returns:
+        The run's summary: order-intake's keys, plus `file` and `problems` (line, order_id, reason, detail).
+    """
+    intake = cached_settings().toml.intake
+    tolerance = PriceTolerance(intake.price_tolerance_absolute, intake.price_tolerance_relative)
+    tally = Tally()
+    try:
+        source = OrderFile(Path(path), channel, load_mapping(mapping))
+        with _serving(source):
+            _take_in(source, tally, intake, tolerance)
+        problems = _problems(source, tally)
+        alerts_sent = tell_clerks(FLOW, flow_run.get_id(), run_link())
+    except Exception as exc:
+        report_trouble(FLOW, flow_run.get_id(), run_link(), exc)
+        raise
+    summary = {
+        "flow": FLOW,
+        "file": path,
+        **tally.counts(),
+        "reasons": tally.reason_counts(ALL_REASONS),
+        "alerts_sent": alerts_sent,
+        "channels": {channel: tally.counts(channel)},
+        "problems": problems,
+    }
+    if problems:
+        create_table_artifact(problems, key="import-orders-problems", description=f"{Path(path).name}: lines to look at")
+    get_run_logger().info("import-orders: %s", {k: v for k, v in summary.items() if k not in ("channels", "problems")})
+    return summary
