@@ -1,52 +1,94 @@
-"""`clerk demo` and `clerk sandbox`: the real clients against the sandboxes on loopback."""
+"""`clerk demo` and `clerk sandbox`: the real clients against the sandboxes on loopback.
+
+Shopify, WooCommerce and Magento sell from one seeded store (one catalog, one stock, its
+orders dealt among the three storefronts); a Slack sandbox takes the alerts.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import csv
+import hashlib
+import hmac
+import json
 import os
+import shlex
 import shutil
-import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 SLACK_TOKEN = "xoxb-sandbox"
 SLACK_CHANNEL = "#clerk-alerts"
+WEBHOOK_SECRETS = {"shopify": "shpss_demo", "woocommerce": "wc_demo"}
+EDITED, PLACED = 10, 20  # orders edited and placed on each channel before the third run
+SUMMARY_COLUMNS = ("fetched", "created", "updated", "unchanged", "held", "quarantined")
 
 
-def _start_sandboxes(stack: ExitStack, orders: int, seed: int, fault_rate: float = 0.0) -> tuple[Any, Any, dict[str, str]]:
-    from integrations.sandbox.__main__ import build_shopify_sandbox
+@dataclass
+class Sandboxes:
+    """The running sandboxes, by channel, and the settings that point Clerk at them."""
 
-    from integrations.sandbox.server import serve_in_thread
-    from integrations.sandbox.slack import create_slack_app
+    channels: dict[str, Any]
+    slack: Any
+    urls: dict[str, str]
+    env: dict[str, str]
 
-    shop = build_shopify_sandbox(orders=orders, seed=seed, fault_rate=fault_rate)
-    slack = create_slack_app(token=SLACK_TOKEN)
-    shop_server = stack.enter_context(serve_in_thread(shop))
-    slack_server = stack.enter_context(serve_in_thread(slack))
-    env = {
-        "CLERK_SHOPIFY_SHOP_URL": shop_server.url,
+
+def clerk_env(channels: dict[str, Any], urls: dict[str, str]) -> dict[str, str]:
+    """The `CLERK_*` settings for the three channels and Slack served at `urls`."""
+    shop, woo, mage = channels["shopify"], channels["woocommerce"], channels["magento"]
+    return {
+        "CLERK_SHOPIFY_SHOP_URL": urls["shopify"],
         "CLERK_SHOPIFY_ACCESS_TOKEN": shop.token,
-        "CLERK_SLACK_API_URL": f"{slack_server.url}/api/",
+        "CLERK_SHOPIFY_API_VERSION": shop.api_version,
+        "CLERK_WOOCOMMERCE_URL": urls["woocommerce"],
+        "CLERK_WOOCOMMERCE_KEY": woo.key,
+        "CLERK_WOOCOMMERCE_SECRET": woo.secret,
+        "CLERK_MAGENTO_URL": urls["magento"],
+        "CLERK_MAGENTO_STORE": mage.store_code,
+        "CLERK_MAGENTO_TOKEN": mage.token,
+        "CLERK_SLACK_API_URL": f"{urls['slack']}/api/",
         "CLERK_SLACK_BOT_TOKEN": SLACK_TOKEN,
         "CLERK_SLACK_CHANNEL": SLACK_CHANNEL,
     }
-    return shop, slack, env
 
 
-def serve_sandboxes(orders: int, seed: int, fault_rate: float) -> None:
-    """Serves the sandboxes until interrupted, printing the settings that point Clerk at them."""
-    with ExitStack() as stack:
-        _, _, env = _start_sandboxes(stack, orders, seed, fault_rate)
-        print("Sandboxes are up. Point Clerk at them with:")
-        for name, value in env.items():
-            print(f"  export {name}={value}")
+@contextmanager
+def running_sandboxes(orders: int, seed: int, fault_rate: float = 0.0, port: int = 0) -> Iterator[Sandboxes]:
+    """Serves the three channels over one seeded store, and Slack, until the block ends.
+
+    Args:
+        port: the first of four consecutive ports; 0 picks free ones.
+    """
+    from integrations.sandbox.__main__ import VENDORS, build_sandboxes, serving
+    from integrations.sandbox.slack import create_slack_app
+
+    channels = build_sandboxes(VENDORS, orders, seed, fault_rate)
+    slack = create_slack_app(token=SLACK_TOKEN)
+    with serving(channels | {"slack": slack}, port=port) as servers:
+        urls = {name: server.url for name, server in servers.items()}
+        yield Sandboxes(channels, slack, urls, clerk_env(channels, urls))
+
+
+def serve_sandboxes(orders: int, seed: int, fault_rate: float, port: int = 0) -> None:
+    """Serves the sandboxes until Ctrl-C or SIGTERM, printing each URL and the settings to paste."""
+    from integrations.sandbox.__main__ import stop_on_signals
+
+    with running_sandboxes(orders, seed, fault_rate, port) as sandboxes:
+        stop = stop_on_signals()
+        print(f"Sandboxes are up, over one seeded store of {orders} orders:")
+        for name, url in sandboxes.urls.items():
+            print(f"  {name:<12} {url}")
+        print("Point Clerk at them (paste into a shell or a .env file):")
+        for name, value in sandboxes.env.items():
+            print(f"export {name}={shlex.quote(value)}")
         print("Ctrl-C stops them.", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        stop.wait()
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -57,17 +99,68 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def _signed(channel: str, body: bytes, delivery_id: str) -> dict[str, str]:
+    """The headers the vendor sends with an `order created` delivery, signed with the demo's secret."""
+    digest = hmac.new(WEBHOOK_SECRETS[channel].encode(), body, hashlib.sha256).digest()
+    signature = base64.b64encode(digest).decode()
+    if channel == "shopify":
+        return {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
+                "X-Shopify-Hmac-Sha256": signature, "X-Shopify-Webhook-Id": delivery_id,
+                "X-Shopify-Triggered-At": datetime.now(UTC).isoformat()}
+    return {"Content-Type": "application/json", "X-WC-Webhook-Topic": "order.created",
+            "X-WC-Webhook-Signature": signature, "X-WC-Webhook-Delivery-ID": delivery_id}
+
+
+def _deliver_webhooks(channels: dict[str, Any], placed: dict[str, list[str]]) -> dict[str, tuple[int, bool]]:
+    """Posts one signed `order created` delivery per webhook channel to Clerk's webhook app, in process.
+
+    Returns:
+        By channel, the app's HTTP status and whether it nudged order intake.
+    """
+    import httpx
+
+    from deployments.webhooks import create_webhook_app
+    from integrations.settings import cached_settings
+
+    nudged: list[str] = []  # stands in for starting the deployment: run 3 below is that run
+    app = create_webhook_app(cached_settings(), trigger=nudged.append)
+    shopify_id = int(placed["shopify"][0].rsplit("/", 1)[1])
+    woo = channels["woocommerce"]
+    bodies = {
+        # Intake reads orders from the API, never from a delivery: Shopify's id is enough here.
+        "shopify": {"id": shopify_id, "admin_graphql_api_id": placed["shopify"][0]},
+        "woocommerce": woo.render_order(woo.store.order(int(placed["woocommerce"][0]))),
+    }
+
+    async def deliver() -> list[tuple[str, int]]:
+        transport = httpx.ASGITransport(app=app)  # returns once the app is done, its trigger included
+        async with httpx.AsyncClient(transport=transport, base_url="http://clerk.demo") as client:
+            answers = []
+            for number, (channel, payload) in enumerate(bodies.items(), 1):
+                body = json.dumps(payload).encode()
+                answer = await client.post(f"/webhooks/{channel}", content=body,
+                                           headers=_signed(channel, body, f"demo-{number}"))
+                answers.append((channel, answer.status_code))
+            return answers
+
+    return {channel: (status, channel in nudged) for channel, status in asyncio.run(deliver())}
+
+
 def _print_summary(label: str, summary: dict[str, Any]) -> None:
-    keys = ("state", "fetched", "created", "updated", "unchanged", "held", "quarantined", "alerts_sent")
-    print(f"\n== {label}")
-    print("   " + "  ".join(f"{k}={summary.get(k)}" for k in keys))
-    reasons = {k: v for k, v in summary.get("reasons", {}).items() if v}
+    print(f"\n== {label}\n   state={summary['state']}  alerts_sent={summary.get('alerts_sent')}")
+    if "error" in summary:
+        print(f"   error: {summary['error']}")
+        return
+    print("   " + f"{'channel':<12}" + "".join(f"{column:>12}" for column in SUMMARY_COLUMNS))
+    for name, counts in (summary["channels"] | {"all": summary}).items():
+        print("   " + f"{name:<12}" + "".join(f"{counts[column]:>12}" for column in SUMMARY_COLUMNS))
+    reasons = {k: v for k, v in summary["reasons"].items() if v}
     if reasons:
         print("   reasons: " + ", ".join(f"{k}={v}" for k, v in reasons.items()))
 
 
 def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
-    """Seeds a sandbox store, imports its catalog and stock, runs intake, shows what happened."""
+    """A simulated day: three channels over one store, three intake runs, webhooks, alerts, exports."""
     from deployments.importing import import_catalog, import_stock
     from deployments.runs import run_flow
     from deployments.writers import write_records
@@ -79,30 +172,35 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
         shutil.rmtree(workdir)
     (workdir / "exports").mkdir(parents=True)
     url = f"sqlite:///{(workdir / 'clerk.db').resolve()}"
-    with ExitStack() as stack:
-        print(f"Starting the Shopify and Slack sandboxes with a seeded store of {orders} orders…", flush=True)
-        shop, slack, env = _start_sandboxes(stack, orders, seed)
-        os.environ.update(env | {"CLERK_DATABASE_URL": url})
+    print(f"Starting the Shopify, WooCommerce, Magento and Slack sandboxes over one seeded store of {orders} orders…",
+          flush=True)
+    with running_sandboxes(orders, seed) as sandboxes:
+        secrets = {f"CLERK_{channel.upper()}_WEBHOOK_SECRET": secret for channel, secret in WEBHOOK_SECRETS.items()}
+        os.environ.update(sandboxes.env | secrets | {"CLERK_DATABASE_URL": url})
         wiring.reset()
         upgrade(url)
-        catalog = import_catalog(url, _write_csv(workdir / "catalog.csv", shop.store.catalog_rows()))
-        stock = import_stock(url, _write_csv(workdir / "stock.csv", shop.store.stock_rows()))
-        print(f"Imported {catalog.landed} catalog rows and {stock.landed} stock counts.")
+        store = sandboxes.channels["shopify"].store  # every channel's view shares the catalog and stock
+        catalog = import_catalog(url, _write_csv(workdir / "catalog.csv", store.catalog_rows()))
+        stock = import_stock(url, _write_csv(workdir / "stock.csv", store.stock_rows()))
+        print(f"Imported {catalog.landed} catalog rows and {stock.landed} stock counts.", flush=True)
 
-        runs = []
-        first, ok = run_flow("order-intake", {})
-        runs.append(("order-intake #1: first backfill (bulk operation)", first))
-        second, ok2 = run_flow("order-intake", {})
-        runs.append(("order-intake #2: nothing new upstream", second))
-        shop.edit(20)
-        shop.add_orders(40)
-        third, ok3 = run_flow("order-intake", {})
-        runs.append(("order-intake #3: 20 orders edited and 40 new upstream", third))
-        for label, summary in runs:
+        runs = [("order-intake #1: first backfill of every channel", run_flow("order-intake", {})),
+                ("order-intake #2: nothing new upstream", run_flow("order-intake", {}))]
+        placed = {}
+        for channel, sandbox in sandboxes.channels.items():
+            sandbox.edit(EDITED)
+            placed[channel] = sandbox.add_orders(PLACED)
+        deliveries = _deliver_webhooks(sandboxes.channels, placed)
+        runs.append((f"order-intake #3: {EDITED} orders edited and {PLACED} placed on each channel",
+                     run_flow("order-intake", {})))
+        for label, (summary, _) in runs:
             _print_summary(label, summary)
 
-        print(f"\n== Slack messages the sandbox received ({len(slack.messages)})")
-        for message in slack.messages:
+        print("\n== Signed webhook deliveries to the `clerk webhooks` app, before run #3")
+        for channel, (status, nudged) in deliveries.items():
+            print(f"   {channel:<12} HTTP {status}" + (", order intake nudged" if nudged else ""))
+        print(f"\n== Slack messages the sandbox received ({len(sandboxes.slack.messages)})")
+        for message in sandboxes.slack.messages:
             print("   " + (message.text or "").replace("\n", "\n   "))
 
         written = []
@@ -111,6 +209,8 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
                 path = workdir / "exports" / f"{entity}.{fmt}"
                 count = write_records(EXPORTS[entity](session), fmt, path)
                 written.append(f"{path} ({count} records)")
-        print("\n== Exports\n   " + "\n   ".join(written))
+        print("\n== Exports (as `clerk export orders|quarantine --format FMT --output PATH` writes them)\n   "
+              + "\n   ".join(written))
         print(f"\nDatabase: {url}")
-    return 0 if ok and ok2 and ok3 else 1
+    every_nudged = all(nudged for _, nudged in deliveries.values())
+    return 0 if every_nudged and all(ok for _, (_, ok) in runs) else 1

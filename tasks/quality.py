@@ -23,6 +23,7 @@ from integrations.wiring import order_source
 
 # A positive whole number that fits the database's 32-bit integer column.
 WHOLE_QUANTITY = r"^[1-9][0-9]{0,8}$"
+ISO_4217_CODE = "^(?:" + "|".join(sorted(ISO_4217)) + ")$"
 # Values worth showing a clerk in the quarantine detail (never personal data).
 SHOWN = ("currency", "quantity")
 
@@ -60,8 +61,10 @@ def _suites() -> tuple[Any, Any]:
     orders = definition("orders", [
         E.ExpectColumnValuesToMatchRegex(column="external_id", regex=_key(200), meta=malformed),
         E.ExpectColumnValuesToMatchRegex(column="number", regex=_key(100), meta=malformed),
-        E.ExpectColumnValuesToBeInSet(
-            column="currency", value_set=sorted(ISO_4217), meta={"reason": Quarantine.UNKNOWN_CURRENCY.value}
+        # A regex, not ExpectColumnValuesToBeInSet: GX re-serialises a value set for every
+        # metric it plans, which made this one check cost ~0.6 s a batch however small.
+        E.ExpectColumnValuesToMatchRegex(
+            column="currency", regex=ISO_4217_CODE, meta={"reason": Quarantine.UNKNOWN_CURRENCY.value}
         ),
         E.ExpectColumnValuesToBeBetween(
             column="line_count", min_value=1, meta={"reason": Quarantine.NO_LINE_ITEMS.value}

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import shlex
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from deployments.cli import main
 from tests.flows.conftest import World
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -104,3 +113,73 @@ def test_missing_required_column_is_refused_whole(database_url: str, use_env, tm
 @pytest.mark.parametrize("argv", [["run", "no-such-flow"]])
 def test_unknown_flow_is_a_usage_error(argv: list[str], capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(argv) == 2
+
+
+def _lines_until(process: subprocess.Popen[str], last_line: str) -> list[str]:
+    """What a serving subprocess prints, up to and including `last_line`."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not lines or lines[-1] != last_line:
+        line = process.stdout.readline()
+        assert line, f"exited before {last_line!r}; printed {lines}"
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+@contextlib.contextmanager
+def _served(argv: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """Runs `python ARGV` for the block (killed if it outlasts a minute), then stops it with SIGTERM."""
+    process = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, process.kill)
+    watchdog.start()
+    try:
+        yield process
+    finally:
+        watchdog.cancel()
+        process.terminate()
+        assert process.wait(timeout=30) == 0  # SIGTERM is a clean stop
+
+
+def test_clerk_sandbox_prints_urls_and_settings_that_reach_every_sandbox(tmp_path: Path) -> None:
+    from integrations.settings import Settings
+    from integrations.wiring import enabled_channels
+
+    with _served(["-m", "deployments.cli", "sandbox", "--orders", "90"]) as process:
+        lines = _lines_until(process, "Ctrl-C stops them.")
+        dotenv = tmp_path / ".env"
+        dotenv.write_text("\n".join(line for line in lines if line.startswith("export ")) + "\n")
+        pasted = Settings(_env_file=dotenv)  # type: ignore[call-arg]
+        assert enabled_channels(pasted) == ["shopify", "woocommerce", "magento"]
+        assert pasted.slack_channel == "#clerk-alerts" and pasted.slack_bot_token
+        env = dict(shlex.split(line)[1].split("=", 1) for line in lines if line.startswith("export CLERK_"))
+        urls = {line.split()[0]: line.split()[1] for line in lines if line.startswith("  ")}
+        assert set(urls) == {"shopify", "woocommerce", "magento", "slack"}
+
+        shop = httpx.post(f"{env['CLERK_SHOPIFY_SHOP_URL']}/admin/api/{env['CLERK_SHOPIFY_API_VERSION']}/graphql.json",
+                          json={"query": "{ shop { name } }"},
+                          headers={"X-Shopify-Access-Token": env["CLERK_SHOPIFY_ACCESS_TOKEN"]})
+        assert shop.status_code == 200 and shop.json()["data"]["shop"]["name"]
+        woo = httpx.get(f"{env['CLERK_WOOCOMMERCE_URL']}/wp-json/wc/v3/orders", params={"per_page": 1},
+                        auth=(env["CLERK_WOOCOMMERCE_KEY"], env["CLERK_WOOCOMMERCE_SECRET"]))
+        assert woo.status_code == 200 and len(woo.json()) == 1
+        mage = httpx.get(f"{env['CLERK_MAGENTO_URL']}/rest/{env['CLERK_MAGENTO_STORE']}/V1/orders",
+                         params={"searchCriteria[pageSize]": 1},
+                         headers={"Authorization": f"Bearer {env['CLERK_MAGENTO_TOKEN']}"})
+        assert mage.status_code == 200 and len(mage.json()["items"]) == 1
+        slack = httpx.post(f"{env['CLERK_SLACK_API_URL']}auth.test",
+                           headers={"Authorization": f"Bearer {env['CLERK_SLACK_BOT_TOKEN']}"})
+        assert slack.json()["ok"] is True
+        assert env["CLERK_SLACK_CHANNEL"] == "#clerk-alerts"  # quoted for the shell, read back whole
+
+        # One store behind the three storefronts: its 90 orders are dealt among them.
+        stats = [httpx.get(f"{urls[name]}/sandbox/stats").json() for name in ("shopify", "woocommerce", "magento")]
+        assert sum(s["orders"] for s in stats) == 90 and all(s["orders"] for s in stats)
+
+
+def test_python_m_integrations_sandbox_all_prints_one_json_line_per_sandbox() -> None:
+    with _served(["-m", "integrations.sandbox", "all", "--orders", "30", "--woocommerce-key", "ck_mine"]) as process:
+        assert process.stdout is not None
+        ready = [json.loads(process.stdout.readline()) for _ in range(3)]
+    assert [r["vendor"] for r in ready] == ["shopify", "woocommerce", "magento"]
+    assert {"token", "api_version"} <= set(ready[0]) and ready[1]["key"] == "ck_mine"
+    assert {"token", "store_code"} <= set(ready[2]) and len({r["url"] for r in ready}) == 3

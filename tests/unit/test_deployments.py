@@ -36,3 +36,18 @@ def test_entrypoints_name_the_flows_the_cli_runs() -> None:
 
 def test_order_intake_runs_every_fifteen_minutes() -> None:
     assert SCHEDULES["order-intake"] == 15 * 60
+
+
+def test_the_shopify_sandbox_keeps_the_options_and_ready_line_the_bench_reads() -> None:
+    from integrations.sandbox.__main__ import build_parser, build_sandboxes, ready_line
+
+    argv = ["shopify", "--orders", "12", "--seed", "3", "--port", "0", "--restore-rate", "250.0"]
+    args = build_parser().parse_args(argv)
+    assert (args.orders, args.seed, args.port, args.restore_rate) == (12, 3, 0, 250.0)
+    shop = build_sandboxes(["shopify"], orders=12, seed=3)["shopify"]
+    try:
+        line = ready_line("shopify", shop, "http://127.0.0.1:1")
+    finally:
+        shop.close()
+    assert list(line) == ["vendor", "url", "token", "api_version"]
+    assert len(shop.store.orders) == 12
