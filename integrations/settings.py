@@ -49,7 +49,7 @@ class Intake(BaseModel):
     """Order-intake tuning (not in the contract; defaults suit a store of any size)."""
 
     batch_size: int = 1000
-    backfill_batch_size: int = 5000
+    backfill_batch_size: int = 10000
     price_tolerance_absolute: Decimal = Decimal("0.01")
     price_tolerance_relative: Decimal = Decimal("0.01")
     watermark_overlap_seconds: int = 60
