@@ -19,6 +19,7 @@ import json
 import sys
 import time
 import tracemalloc
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -340,7 +341,7 @@ class _FloorRows:
                 continue
             position = positions[parent] = positions.get(parent, -1) + 1
             lines.append(line | {"order_id": order_id, "position": position})
-        customers = [{"id": number, "created_at": self.now} for number in self.customers.values()]
+        customers = [{"id": number, "key": uuid.uuid4().hex, "created_at": self.now} for number in self.customers.values()]
         accounts = [{"channel": CHANNEL, "external_id": key, "customer_id": number}
                     for key, number in self.customers.items()]
         return orders, lines, customers, accounts

@@ -11,11 +11,16 @@ from models.base import Base, utcnow
 
 
 class Customer(Base):
-    """A person who bought, on any channel; accounts with the same email share one."""
+    """A person who bought, on any channel; accounts with the same email share one.
+
+    `key` is random and means nothing: a batch inserts its new customers in one statement
+    and finds their ids by it (asking the insert for its ids went a row at a time).
+    """
 
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -8,6 +8,7 @@ Create Date: 2026-11-26 17:45:00
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 import sqlalchemy as sa
 from alembic import op
@@ -48,6 +49,13 @@ def upgrade() -> None:
     for start in range(0, len(keys), _BATCH):
         bind.execute(sa.text('UPDATE customer_pii SET email_key = :key WHERE customer_id = :id'), keys[start:start + _BATCH])
     with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('key', sa.String(length=32), nullable=True))
+    ids = [{"id": customer_id, "key": uuid.uuid4().hex} for (customer_id,) in bind.execute(sa.text('SELECT id FROM customers'))]
+    for start in range(0, len(ids), _BATCH):
+        bind.execute(sa.text('UPDATE customers SET "key" = :key WHERE id = :id'), ids[start:start + _BATCH])
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.alter_column('key', existing_type=sa.String(length=32), nullable=False)
+        batch_op.create_unique_constraint(batch_op.f('uq_customers_key'), ['key'])
         batch_op.drop_constraint(batch_op.f('uq_customers_channel_external_id'), type_='unique')
         batch_op.drop_column('external_id')
         batch_op.drop_column('channel')
@@ -65,6 +73,8 @@ def downgrade() -> None:
         batch_op.alter_column('channel', existing_type=sa.String(length=40), nullable=False)
         batch_op.alter_column('external_id', existing_type=sa.String(length=200), nullable=False)
         batch_op.create_unique_constraint(batch_op.f('uq_customers_channel_external_id'), ['channel', 'external_id'])
+        batch_op.drop_constraint(batch_op.f('uq_customers_key'), type_='unique')
+        batch_op.drop_column('key')
     with op.batch_alter_table('customer_pii', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customer_pii_email_key'))
         batch_op.drop_column('email_key')
