@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -102,6 +102,47 @@ class OrderExport(Protocol):
 
     def read_export(self, path: Path, batch_size: int) -> Iterator[list[Payload]]:
         """Order payloads from a downloaded export, `batch_size` at a time."""
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    """Units a channel should show as available for one SKU."""
+
+    sku: str
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """A shipment's tracking, as a channel shows it to the buyer."""
+
+    number: str
+    carrier: str
+    url: str | None = None
+
+
+@runtime_checkable
+class OrderWriter(Protocol):
+    """What later flows write back to a channel (shipping, returns, stock sync).
+
+    Every call carries Clerk's deterministic `key` (from the side-effect ledger) and is safe
+    to repeat: the vendor's idempotency key where it has one, else the key is written with
+    the change and looked for before writing again. Each returns the vendor's reference.
+    """
+
+    channel: str
+
+    def set_stock(self, levels: Sequence[StockLevel], key: str) -> list[str]:
+        """Sets available units per SKU; returns the SKUs the channel does not sell."""
+
+    def add_order_note(self, external_id: str, note: str, key: str) -> str:
+        """Adds a note for staff (never the buyer) to an order."""
+
+    def fulfill(self, external_id: str, lines: Mapping[str, int], tracking: Tracking | None, key: str) -> str:
+        """Marks units (by SKU) of an order shipped, with tracking when there is one."""
+
+    def refund(self, external_id: str, lines: Mapping[str, int], amount: Decimal, reason: str, key: str) -> str:
+        """Refunds `amount` in the order's currency, returning units (by SKU) to stock upstream."""
 
 
 @dataclass(frozen=True, slots=True)
