@@ -1,8 +1,9 @@
 """Plumbing shared by the benchmarks: sandbox and worker subprocesses, fresh databases, memory.
 
 The parent process only orchestrates. Every measurement runs in a worker subprocess
-(`python -m bench.worker ROLE SPEC_JSON`) so its peak RSS is its own, and the Shopify
-sandbox runs in a subprocess of its own so its memory never counts as Clerk's.
+(`python -m bench.worker ROLE SPEC_JSON`) so its peak RSS is its own, and each sandbox
+(Shopify, WooCommerce, Magento) runs in a subprocess of its own so its memory never
+counts as Clerk's.
 """
 
 from __future__ import annotations
@@ -64,6 +65,70 @@ def shopify_sandbox(orders: int, seed: int, restore_rate: float, log: Path) -> I
             raise RuntimeError(f"the sandbox exited before it was ready; see {log}")
         ready = json.loads(line)
         yield Shop(ready["url"], ready["token"], orders, restore_rate, process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# Each vendor's ready-line keys, and the CLERK_* variable each one sets (the URL is `url`).
+SANDBOX_SETTINGS = {
+    "shopify": {"url": "CLERK_SHOPIFY_SHOP_URL", "token": "CLERK_SHOPIFY_ACCESS_TOKEN",
+                "api_version": "CLERK_SHOPIFY_API_VERSION"},
+    "woocommerce": {"url": "CLERK_WOOCOMMERCE_URL", "key": "CLERK_WOOCOMMERCE_KEY",
+                    "secret": "CLERK_WOOCOMMERCE_SECRET"},
+    "magento": {"url": "CLERK_MAGENTO_URL", "token": "CLERK_MAGENTO_TOKEN", "store_code": "CLERK_MAGENTO_STORE"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    """A running sandbox subprocess of one vendor, as its ready line described it."""
+
+    vendor: str
+    url: str
+    credentials: dict[str, Any]
+    orders: int
+    seed: int
+    options: dict[str, Any]
+    pid: int
+
+    def env(self) -> dict[str, str]:
+        """The CLERK_* variables that point Clerk at this sandbox, and at no other channel."""
+        values = self.credentials | {"url": self.url}
+        return {name: str(values[key]) for key, name in SANDBOX_SETTINGS[self.vendor].items() if key in values}
+
+
+@contextlib.contextmanager
+def sandbox(vendor: str, orders: int, seed: int, log: Path, **options: Any) -> Iterator[Sandbox]:
+    """Starts `python -m integrations.sandbox VENDOR` and stops that process (by its pid) afterwards.
+
+    Args:
+        vendor: shopify, woocommerce or magento.
+        orders: orders in the seeded store.
+        seed: the store's seed.
+        log: where the sandbox's stderr goes.
+        options: the vendor's own options (`restore_rate=100.0` becomes `--restore-rate 100.0`).
+    """
+    if vendor not in SANDBOX_SETTINGS:
+        raise ValueError(f"unknown sandbox vendor {vendor!r}")
+    command = [sys.executable, "-m", "integrations.sandbox", vendor, "--orders", str(orders), "--seed", str(seed),
+               "--port", "0"]
+    for name, value in options.items():
+        command += [f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float) else str(value)]
+    with log.open("ab") as err:
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=err, env=_base_env())
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {vendor} sandbox exited before it was ready; see {log}")
+        ready = json.loads(line)
+        credentials = {k: v for k, v in ready.items() if k not in ("vendor", "url")}
+        yield Sandbox(vendor, ready["url"], credentials, orders, seed, dict(options), process.pid)
     finally:
         process.terminate()
         try:
@@ -143,14 +208,15 @@ def prefect_home_template(scratch: Path, log: Path) -> Path:
     return template
 
 
-def run_worker(role: str, spec: dict[str, Any], shop: Shop | None, database_url: str | None,
+def run_worker(role: str, spec: dict[str, Any], shop: Shop | Sandbox | None, database_url: str | None,
                scratch: Path, log: Path, template: Path | None = None,
                keep_home: Path | None = None) -> dict[str, Any]:
     """Runs one measurement in a fresh `python -m bench.worker` process; returns its JSON report.
 
     The worker gets a Prefect home of its own (a copy of `template`, or empty), runs in
     an empty directory (no stray `clerk.toml` or `.env`), and sees Clerk's settings only
-    through CLERK_* variables pointing at `shop` and `database_url`. With `keep_home`,
+    through CLERK_* variables pointing at `shop` (a Shopify `Shop`, or a `Sandbox` of any
+    vendor: only that channel is configured) and `database_url`. With `keep_home`,
     the worker's Prefect home is moved there afterwards.
     """
     home = Path(tempfile.mkdtemp(prefix=f"clerk-bench-{role}-", dir=scratch))
@@ -158,7 +224,9 @@ def run_worker(role: str, spec: dict[str, Any], shop: Shop | None, database_url:
         shutil.copytree(template, home / "prefect")
     env = _base_env() | {"PREFECT_HOME": str(home / "prefect"), "PREFECT_UI_ENABLED": "false",
                          "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
-    if shop is not None:
+    if isinstance(shop, Sandbox):
+        env |= shop.env()
+    elif shop is not None:
         env |= {"CLERK_SHOPIFY_SHOP_URL": shop.url, "CLERK_SHOPIFY_ACCESS_TOKEN": shop.token}
     if database_url is not None:
         env["CLERK_DATABASE_URL"] = database_url

@@ -16,7 +16,7 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
-from domain.money import cents
+from domain.money import LIMIT, cents
 from domain.reasons import Hold
 
 
@@ -130,6 +130,13 @@ class ChannelOrder:
             sorted(self.extra.items()),
             content[_UPDATED_AT + 1:],
         )).encode()).hexdigest()
+
+    def amounts_fit(self) -> bool:
+        """Every amount, as read or as worked out by the mapping (a discount as subtotal less
+        total, a tax-inclusive price), is within what Clerk stores (`money.LIMIT`)."""
+        amounts = [self.total, self.shipping, self.tax, self.discounts]
+        amounts += [amount for line in self.lines for amount in (line.unit_price, line.discount)]
+        return all(abs(amount) < LIMIT for amount in amounts)
 
     def demand(self) -> dict[str, int]:
         """Units wanted per SKU (lines without a SKU are left out)."""

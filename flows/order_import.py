@@ -20,8 +20,8 @@ from prefect.runtime import flow_run
 from domain.intake import Outcome, Tally
 from domain.orders import PriceTolerance
 from domain.reasons import ALL_REASONS
-from flows.alerting import report_trouble, run_link, tell_clerks
-from flows.order_intake import process_batch
+from flows.alerting import run_link, tell_clerks
+from flows.order_intake import process_batch, trouble_reported
 from integrations import wiring
 from integrations.marketplace_csv import OrderFile, load_mapping
 from integrations.settings import Intake, cached_settings
@@ -91,15 +91,12 @@ def import_orders(path: str, channel: str, mapping: str | None = None) -> dict[s
     intake = cached_settings().toml.intake
     tolerance = PriceTolerance(intake.price_tolerance_absolute, intake.price_tolerance_relative)
     tally = Tally()
-    try:
+    with trouble_reported(FLOW):
         source = OrderFile(Path(path), channel, load_mapping(mapping))
         with _serving(source):
             _take_in(source, tally, intake, tolerance)
         problems = _problems(source, tally)
         alerts_sent = tell_clerks(FLOW, flow_run.get_id(), run_link())
-    except Exception as exc:
-        report_trouble(FLOW, flow_run.get_id(), run_link(), exc)
-        raise
     summary = {
         "flow": FLOW,
         "file": path,

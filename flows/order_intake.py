@@ -160,6 +160,16 @@ def _publish(summary: dict[str, Any]) -> None:
         create_table_artifact(reasons, key="order-intake-reasons", description="Held and quarantined, by reason")
 
 
+@contextmanager
+def trouble_reported(flow_name: str) -> Iterator[None]:
+    """Runs a flow's work; a failure is posted to the clerks (best effort), then raised."""
+    try:
+        yield
+    except Exception as exc:
+        report_trouble(flow_name, flow_run.get_id(), run_link(), exc)
+        raise
+
+
 @flow(name=FLOW)
 def order_intake(channels: list[str] | None = None) -> dict[str, Any]:
     """Pulls new and changed orders from every enabled channel.
@@ -176,7 +186,7 @@ def order_intake(channels: list[str] | None = None) -> dict[str, Any]:
     names = channels or enabled_channels(settings)
     tally = Tally()
     logger = get_run_logger()
-    try:
+    with trouble_reported(FLOW):
         # Before: orders already waiting get first call on stock that arrived since the last run.
         # After: stock freed by cancellations in this run.
         released = _release_stock_holds(tally)
@@ -184,9 +194,6 @@ def order_intake(channels: list[str] | None = None) -> dict[str, Any]:
             _sync_channel(channel, tally, intake, tolerance)
         released += _release_stock_holds(tally)
         alerts_sent = tell_clerks(FLOW, flow_run.get_id(), run_link())
-    except Exception as exc:
-        report_trouble(FLOW, flow_run.get_id(), run_link(), exc)
-        raise
     summary = {
         "flow": FLOW,
         **tally.counts(),

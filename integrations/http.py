@@ -1,4 +1,4 @@
-"""Retries with backoff for every vendor client: what counts as transient, and how long to wait.
+"""What every vendor client shares: its connection, its settings, and retries with backoff.
 
 A transient failure is one that another attempt may cure: a 5xx, a 429, a timeout, a
 connection refused or dropped mid-body, or a body that is not the JSON it claims to be.
@@ -14,11 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 
 from integrations.protocols import UpstreamError
+
+if TYPE_CHECKING:
+    from integrations.settings import Settings
 
 T = TypeVar("T")
 
@@ -149,3 +152,64 @@ def request_json(
         return response, decode_json(response)
 
     return call_with_retry(attempt, policy, what)
+
+
+def required_settings(*named: tuple[str | None, str]) -> list[str]:
+    """The values of `(value, variable name)` pairs, each checked to be set, in order.
+
+    Raises:
+        UpstreamError: naming the first variable that is not set.
+    """
+    values = []
+    for value, name in named:
+        if not value:
+            raise UpstreamError(f"{name} is not set", setting=name)
+        values.append(value)
+    return values
+
+
+def transport_settings(settings: Settings) -> dict[str, Any]:
+    """The `timeout` and `max_attempts` every client takes, from the CLERK_HTTP_* settings."""
+    return {"timeout": settings.http_timeout_seconds, "max_attempts": settings.http_max_attempts}
+
+
+def web_url(text: str, setting: str, vendor: str) -> httpx.URL:
+    """`text` as an http(s) URL with a host.
+
+    Raises:
+        UpstreamError: naming `setting`, set but not such a URL.
+    """
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise UpstreamError(f"{setting} is not a URL", setting=setting) from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise UpstreamError(f"{vendor}'s URL must start with https:// ({setting})", setting=setting)
+    return url
+
+
+class HttpClient:
+    """A vendor client's HTTP connection (its own, or one lent to it), its retry policy, and closing."""
+
+    _timeout: float
+    _owns_http: bool
+    _http: httpx.Client
+    _policy: RetryPolicy
+
+    def _connect(self, timeout: float, max_attempts: int, http: httpx.Client | None,
+                 sleep: Callable[[float], None], rng: random.Random | None) -> None:
+        """Opens a connection unless `http` is lent, closed then by its lender, not by `close()`."""
+        self._timeout = timeout
+        self._owns_http = http is None
+        self._http = http or httpx.Client(timeout=timeout)
+        self._policy = RetryPolicy(max_attempts=max_attempts, sleep=sleep, rng=rng or random.Random())
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -142,7 +142,11 @@ class OrderWriter(Protocol):
         """Marks units (by SKU) of an order shipped, with tracking when there is one."""
 
     def refund(self, external_id: str, lines: Mapping[str, int], amount: Decimal, reason: str, key: str) -> str:
-        """Refunds `amount` in the order's currency, returning units (by SKU) to stock upstream."""
+        """Refunds `amount` in the order's currency for units (by SKU) of the order.
+
+        Nothing is restocked upstream: Clerk's stock ledger books returned goods when they
+        arrive, and `set_stock` tells the channels.
+        """
 
 
 @dataclass(frozen=True, slots=True)

@@ -319,14 +319,22 @@ def _store_reservations(
         session.execute(_rows_into(StockMovement), movements)
 
 
-def _json_safe(value: Any) -> Any:
-    """The raw payload as a JSON column holds it: NULs dropped (PostgreSQL refuses them), keys as text."""
+# Deeper than any vendor's order; a payload nested beyond it (JSON allows ~1,000 levels) would
+# overflow the stack of this walk, of json.dumps and of the database's JSON parser.
+MAX_PAYLOAD_DEPTH = 64
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """The raw payload as a JSON column holds it: NULs dropped (PostgreSQL refuses them), keys as
+    text, and anything nested deeper than `MAX_PAYLOAD_DEPTH` replaced by a note saying so."""
     if isinstance(value, str):
         return value.replace("\x00", "")
+    if isinstance(value, (dict, list, tuple)) and depth >= MAX_PAYLOAD_DEPTH:
+        return f"[nested deeper than {MAX_PAYLOAD_DEPTH} levels: not kept]"
     if isinstance(value, dict):
-        return {_json_safe(str(key)): _json_safe(item) for key, item in value.items()}
+        return {_json_safe(str(key)): _json_safe(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
+        return [_json_safe(item, depth + 1) for item in value]
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):

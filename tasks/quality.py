@@ -137,10 +137,20 @@ def check_orders(channel: str, payloads: list[Payload]) -> CheckedBatch:
     rejections: list[Rejection] = []
     for payload in payloads:
         try:
-            readable.append(source.parse_order(payload))
-            readable_payloads.append(payload)
+            order = source.parse_order(payload)
         except Unreadable as exc:
             rejections.append(Rejection(channel, exc.external_id, exc.reason, exc.detail, payload))
+            continue
+        except Exception as exc:  # a mapping bug must cost one payload, never the batch
+            rejections.append(Rejection(channel, None, Quarantine.MALFORMED.value,
+                                        f"could not be read ({type(exc).__name__})", payload))
+            continue
+        if not order.amounts_fit():
+            rejections.append(Rejection(channel, order.external_id, Quarantine.MALFORMED.value,
+                                        "an amount is too large to be an order's", payload))
+            continue
+        readable.append(order)
+        readable_payloads.append(payload)
     failed = quality_failures(readable)
     orders: list[ChannelOrder] = []
     for position, order in enumerate(readable):

@@ -20,15 +20,19 @@ import httpx
 
 from domain.orders import ChannelOrder
 from integrations.http import (
-    RetryPolicy,
+    HttpClient,
     TransientFailure,
     call_with_retry,
     decode_json,
     raise_for_transient,
+    required_settings,
+    transport_settings,
+    web_url,
 )
 from integrations.magento import mapping
 from integrations.magento.mapping import SearchResult, ShapeError, Track
-from integrations.protocols import CatalogItem, OrderPage, Payload, UpstreamError
+from integrations.protocols import CatalogItem, OrderPage, Payload, StockLevel, Tracking, UpstreamError
+from integrations.writeback import stock_by_sku
 
 if TYPE_CHECKING:
     from integrations.settings import Settings
@@ -62,6 +66,26 @@ def _accepted(body: Any) -> bool:
     return True
 
 
+# Tracking carriers Magento knows by code; any other carrier is "custom", titled by its name.
+_CARRIER_CODES = {"ups": "ups", "usps": "usps", "fedex": "fedex", "dhl": "dhl"}
+
+
+def as_track(tracking: Tracking) -> Track:
+    """A tracking as Magento records it on a shipment (Magento keeps no tracking URL)."""
+    code = _CARRIER_CODES.get(tracking.carrier.strip().lower().replace(" ", ""), "custom")
+    return Track(tracking.number, code, tracking.carrier)
+
+
+def _comment_id(comments: Sequence[Any], key: str) -> int | None:
+    """The id of the status-history entry carrying `key`, if one does."""
+    mark = mapping.key_mark(key)
+    for comment in comments:
+        if isinstance(comment, dict) and mark in str(comment.get("comment", "")) \
+                and isinstance(comment.get("entity_id"), int):
+            return comment["entity_id"]
+    return None
+
+
 def _order_id(order_id: str) -> int:
     """Clerk's external id of a Magento order (its `entity_id`) as the API wants it."""
     if not order_id.isdigit():
@@ -69,7 +93,7 @@ def _order_id(order_id: str) -> int:
     return int(order_id)
 
 
-class MagentoClient:
+class MagentoClient(HttpClient):
     """Orders, catalog and write-backs of one Magento 2 store view, over the REST API."""
 
     channel = mapping.CHANNEL
@@ -88,21 +112,13 @@ class MagentoClient:
         rng: random.Random | None = None,
     ):
         self.base_url = base_url.rstrip("/")
-        try:
-            parsed = httpx.URL(self.base_url)
-        except httpx.InvalidURL as exc:
-            raise UpstreamError(f"{URL} is not a URL", setting=URL) from exc
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise UpstreamError(f"Magento's URL must start with https:// ({URL})", setting=URL)
+        web_url(self.base_url, URL, "Magento")
         if not store or "/" in store:
             raise UpstreamError(f"{STORE} must be a store view code such as 'default'", setting=STORE)
         self.store = store
         self.source_code = source_code
         self._token = token
-        self._timeout = timeout
-        self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=timeout)
-        self._policy = RetryPolicy(max_attempts=max_attempts, sleep=sleep, rng=rng or random.Random())
+        self._connect(timeout, max_attempts, http, sleep, rng)
         self._currency: str | None = None
 
     @classmethod
@@ -112,27 +128,8 @@ class MagentoClient:
         Raises:
             UpstreamError: naming the variable that is missing.
         """
-        if not settings.magento_url:
-            raise UpstreamError(f"{URL} is not set", setting=URL)
-        if not settings.magento_token:
-            raise UpstreamError(f"{TOKEN} is not set", setting=TOKEN)
-        return cls(
-            settings.magento_url,
-            settings.magento_token,
-            settings.magento_store,
-            timeout=settings.http_timeout_seconds,
-            max_attempts=settings.http_max_attempts,
-        )
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> MagentoClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        url, token = required_settings((settings.magento_url, URL), (settings.magento_token, TOKEN))
+        return cls(url, token, settings.magento_store, **transport_settings(settings))
 
     # ------------------------------------------------------------------ transport
 
@@ -329,7 +326,11 @@ class MagentoClient:
         return str(self._look_then_write(
             look, lambda: self._send("POST", f"/order/{entity}/ship", _entity_id, body=body)))
 
-    def refund(self, order_id: str, items: Mapping[str, int], amount: Decimal | None, key: str) -> str:
+    def fulfill(self, external_id: str, lines: Mapping[str, int], tracking: Tracking | None, key: str) -> str:
+        """`OrderWriter.fulfill`: a shipment of `lines` (empty: all left), tracked when there is tracking."""
+        return self.ship(external_id, lines, [as_track(tracking)] if tracking else [], key)
+
+    def refund(self, order_id: str, items: Mapping[str, int], amount: Decimal | None, reason: str, key: str) -> str:
         """Creates an offline credit memo once; returns its id.
 
         Args:
@@ -348,6 +349,8 @@ class MagentoClient:
             lines = mapping.every_item(order, 0 if amount is not None else None)
         adjustment = Decimal(0) if amount is None else amount - mapping.refund_value(order, lines)
         body = mapping.build_refund(lines, adjustment, key)
+        if reason:  # the merchant sees why, beside Clerk's key
+            body["comment"]["comment"] = f"Refunded by Clerk: {reason} {mapping.key_mark(key)}"
 
         def look() -> int | None:
             found = self._send("GET", "/creditmemos", mapping.parse_search_result,
@@ -357,21 +360,57 @@ class MagentoClient:
         return str(self._look_then_write(
             look, lambda: self._send("POST", f"/order/{entity}/refund", _entity_id, body=body)))
 
-    def add_comment(self, order_id: str, text: str, key: str) -> None:
-        """Adds a note for the merchant to the order's history once (never shown to the customer)."""
+    def add_comment(self, order_id: str, text: str, key: str) -> str:
+        """Adds a note for the merchant to the order's history once (never shown to the customer);
+        returns the history entry's id."""
         entity = _order_id(order_id)
         path = f"/orders/{entity}/comments"
 
-        def look() -> bool | None:
-            found = self._send("GET", path, mapping.parse_search_result)
-            return True if mapping.has_comment(found.items, key) else None
+        def look() -> int | None:
+            return _comment_id(self._send("GET", path, mapping.parse_search_result).items, key)
 
-        self._look_then_write(
-            look, lambda: self._send("POST", path, _accepted, body=mapping.build_comment(entity, text, key)))
+        def write() -> int:
+            self._send("POST", path, _accepted, body=mapping.build_comment(entity, text, key))
+            written = look()  # Magento answers `true`: the id is read back
+            if written is None:
+                raise TransientFailure("the comment Magento accepted is not in the order's history")
+            return written
 
-    def set_stock(self, levels: Mapping[str, int]) -> None:
-        """Sets absolute on-hand quantities at Clerk's source; repeating it changes nothing."""
-        entries = list(levels.items())
+        return str(self._look_then_write(look, write))
+
+    add_order_note = add_comment
+
+    def set_stock(self, levels: Sequence[StockLevel], key: str = "") -> list[str]:
+        """Sets absolute on-hand quantities at Clerk's source; returns the SKUs Magento lacks.
+
+        Magento refuses a whole batch for one unknown SKU, so the SKUs are looked up first.
+        Quantities are absolute: repeating the call changes nothing, and `key` needs no record.
+        """
+        wanted = stock_by_sku(levels)
+        entries = list(wanted.items())
+        unknown: list[str] = []
         for start in range(0, len(entries), _STOCK_BATCH):
-            body = mapping.build_stock(dict(entries[start:start + _STOCK_BATCH]), self.source_code)
-            self._call("POST", "/inventory/source-items", _as_is, body=body)
+            batch = dict(entries[start:start + _STOCK_BATCH])
+            params = mapping.build_search([[mapping.Filter("sku", ",".join(batch), "in")]],
+                                          [("entity_id", "ASC")], len(batch))
+            known = {item.get("sku") for item in self._search("/products", params).items if isinstance(item, dict)}
+            unknown += [sku for sku in batch if sku not in known]
+            batch = {sku: units for sku, units in batch.items() if sku in known}
+            if batch:
+                self._save_stock(batch)
+        return unknown
+
+    def _save_stock(self, batch: Mapping[str, int]) -> None:
+        """Saves source items once: each attempt first looks whether they already hold `batch`,
+        so a lost answer (or a repeat) writes nothing again."""
+        search = mapping.build_search([[mapping.Filter("sku", ",".join(batch), "in")],
+                                       [mapping.Filter("source_code", self.source_code)]],
+                                      [("sku", "ASC")], len(batch))
+        body = mapping.build_stock(batch, self.source_code)
+
+        def look() -> bool | None:
+            items = self._send("GET", "/inventory/source-items", mapping.parse_search_result, params=search).items
+            held = {i.get("sku"): i.get("quantity") for i in items if isinstance(i, dict)}
+            return True if all(held.get(sku) == units for sku, units in batch.items()) else None
+
+        self._look_then_write(look, lambda: self._send("POST", "/inventory/source-items", _as_is, body=body))

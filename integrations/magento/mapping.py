@@ -15,11 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, NoReturn
+from typing import Any
 
-from domain.money import CENT, MoneyError, to_money
+from domain.money import CENT
 from domain.orders import Address, ChannelOrder, Customer, Lifecycle, OrderLine, Risk
 from integrations.protocols import CatalogItem, Payload, Unreadable
+from integrations.reading import Reader, read_amount, read_quantity
 
 CHANNEL = "magento"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"  # how Magento prints and parses times, in UTC
@@ -236,7 +237,7 @@ def parse_product(node: Any, currency: str) -> CatalogItem | None:
     sku = node.get("sku")
     if not isinstance(sku, str) or not sku.strip():
         return None
-    price = _amount(node.get("price"))
+    price = read_amount(node.get("price"))
     if price is None:
         return None
     attributes = {a.get("attribute_code"): a.get("value") for a in node.get("custom_attributes") or []
@@ -289,76 +290,11 @@ def _read_timestamp(value: Any) -> datetime | None:
         return None
 
 
-def _amount(value: Any) -> Decimal | None:
-    """A JSON number (or numeric text) as an exact Decimal; None when it is not one.
+class _Reader(Reader):
+    """`Reader` of Magento's spellings: `YYYY-MM-DD HH:MM:SS` times in UTC, amounts as JSON numbers."""
 
-    Magento prints amounts as JSON numbers; a float's shortest repr is the decimal it was
-    printed from, so `12.5` reads as exactly 12.5.
-    """
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        return to_money(value)
-    except MoneyError:
-        return None
-
-
-def _quantity(value: Any) -> Decimal | None:
-    """A line's quantity as read: a Decimal for any finite number, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    amount = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
-    return amount if amount.is_finite() else None
-
-
-_KIND_NAMES: dict[type, str] = {str: "a string", dict: "an object", list: "a list", int: "an integer"}
-
-
-class _Reader:
-    """Typed access to one order's fields; any surprise becomes `Unreadable("malformed")`.
-
-    Details name the field only, never its value: values may be personal data.
-    """
-
-    def __init__(self, external_id: str | None):
-        self.external_id = external_id
-
-    def fail(self, detail: str) -> NoReturn:
-        raise Unreadable("malformed", detail, self.external_id)
-
-    def get(self, node: Payload, key: str, kind: type, path: str, required: bool = False) -> Any:
-        value = node.get(key)
-        if value is None:
-            if required:
-                self.fail(f"{path} is missing")
-            return None
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            self.fail(f"{path} is not {_KIND_NAMES[kind]}")
-        return value
-
-    def text(self, node: Payload, key: str, path: str, required: bool = False) -> str | None:
-        value = self.get(node, key, str, path, required)
-        if required and not value.strip():
-            self.fail(f"{path} is empty")
-        return value
-
-    def timestamp(self, node: Payload, key: str, path: str) -> datetime:
-        value = self.get(node, key, str, path, required=True)
-        moment = _read_timestamp(value)
-        if moment is None:
-            self.fail(f"{path} is not a YYYY-MM-DD HH:MM:SS time")
-        return moment
-
-    def money(self, node: Payload, key: str, path: str, required: bool = False) -> Decimal:
-        value = node.get(key)
-        if value is None:
-            if required:
-                self.fail(f"{path} is missing")
-            return Decimal(0)
-        amount = _amount(value)
-        if amount is None:
-            self.fail(f"{path} is not an amount")
-        return amount
+    time_form = "a YYYY-MM-DD HH:MM:SS time"
+    parse_time = staticmethod(_read_timestamp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +302,7 @@ class _Item:
     """A top-level order item and, for a configurable product, its one child."""
 
     node: Payload
-    path: str
+    where: str  # its path, "items[3]."
     child: Payload | None
 
 
@@ -378,13 +314,13 @@ def _top_level_items(read: _Reader, payload: Payload) -> list[_Item]:
     the SKU actually sold, with a zero price. The line is counted once, from the parent,
     with the child's SKU. A parent with several children (a bundle) keeps its own SKU.
     """
-    nodes = read.get(payload, "items", list, "items") or []
+    nodes = read.get(payload, "items", list) or []
     children: dict[int, list[Payload]] = {}
     top: list[tuple[int, Payload]] = []
     for index, node in enumerate(nodes):
         if not isinstance(node, dict):
             read.fail(f"items[{index}] is not an object")
-        parent = read.get(node, "parent_item_id", int, f"items[{index}].parent_item_id")
+        parent = read.get(node, "parent_item_id", int, f"items[{index}].")
         if parent is None:
             top.append((index, node))
         else:
@@ -397,7 +333,7 @@ def _top_level_items(read: _Reader, payload: Payload) -> list[_Item]:
     items = []
     for index, node in top:
         kids = children.get(node.get("item_id"), []) if node.get("parent_item_id") is None else []
-        items.append(_Item(node, f"items[{index}]", kids[0] if len(kids) == 1 else None))
+        items.append(_Item(node, f"items[{index}].", kids[0] if len(kids) == 1 else None))
     return items
 
 
@@ -410,10 +346,10 @@ def _taxes_included(read: _Reader, items: list[_Item]) -> bool:
     An item sold below its catalog price (a special price) tells neither way.
     """
     for item in items:
-        node, path = item.node, item.path
-        before = read.money(node, "price", f"{path}.price")
-        after = read.money(node, "price_incl_tax", f"{path}.price_incl_tax")
-        original = read.money(node, "original_price", f"{path}.original_price")
+        node, where = item.node, item.where
+        before = read.money(node, "price", where)
+        after = read.money(node, "price_incl_tax", where)
+        original = read.money(node, "original_price", where)
         if before == after or node.get("original_price") is None:
             continue
         if original in (before, after):
@@ -425,33 +361,33 @@ def _lines(read: _Reader, items: list[_Item], taxes_included: bool) -> list[Orde
     price_key = "price_incl_tax" if taxes_included else "price"
     lines = []
     for item in items:
-        node, path = item.node, item.path
+        node, where = item.node, item.where
         sold = item.child or node
-        sku = read.get(sold, "sku", str, f"{path}.sku")
-        kind = read.get(sold, "product_type", str, f"{path}.product_type")
-        virtual = read.get(sold, "is_virtual", int, f"{path}.is_virtual")
+        sku = read.get(sold, "sku", str, where)
+        kind = read.get(sold, "product_type", str, where)
+        virtual = read.get(sold, "is_virtual", int, where)
         lines.append(OrderLine(
             sku=sku or None,
-            title=read.get(node, "name", str, f"{path}.name") or "",
-            quantity=_quantity(node.get("qty_ordered")),
-            unit_price=read.money(node, price_key, f"{path}.{price_key}", required=True),
+            title=read.get(node, "name", str, where) or "",
+            quantity=read_quantity(node.get("qty_ordered")),
+            unit_price=read.money(node, price_key, where, required=True),
             # Magento keeps an item's discount positive (the order's is negative).
-            discount=abs(read.money(node, "discount_amount", f"{path}.discount_amount")),
+            discount=abs(read.money(node, "discount_amount", where)),
             requires_shipping=kind not in _NO_SHIPPING_TYPES and virtual != 1,
         ))
     return lines
 
 
-def _address(read: _Reader, node: Payload | None, path: str) -> Address | None:
+def _address(read: _Reader, node: Payload | None, where: str) -> Address | None:
     if node is None:
         return None
 
     def text(key: str) -> str | None:
-        return read.text(node, key, f"{path}.{key}")
+        return read.text(node, key, where)
 
-    street = read.get(node, "street", list, f"{path}.street") or []
+    street = read.get(node, "street", list, where) or []
     if not all(isinstance(part, str) for part in street):
-        read.fail(f"{path}.street is not a list of strings")
+        read.fail(f"{where}street is not a list of strings")
     name = " ".join(part for part in (text("firstname"), text("lastname")) if part)
     return Address(
         name=name or None,
@@ -468,26 +404,26 @@ def _address(read: _Reader, node: Payload | None, path: str) -> Address | None:
 
 def _ship_to(read: _Reader, payload: Payload) -> Address | None:
     """The address of the first shipping assignment (Magento keeps it only there)."""
-    extension = read.get(payload, "extension_attributes", dict, "extension_attributes") or {}
-    path = "extension_attributes.shipping_assignments"
-    assignments = read.get(extension, "shipping_assignments", list, path) or []
+    extension = read.get(payload, "extension_attributes", dict) or {}
+    assignments = read.get(extension, "shipping_assignments", list, "extension_attributes.") or []
     if not assignments:
         return None
+    first = "extension_attributes.shipping_assignments[0]"
     if not isinstance(assignments[0], dict):
-        read.fail(f"{path}[0] is not an object")
-    shipping = read.get(assignments[0], "shipping", dict, f"{path}[0].shipping") or {}
-    address = read.get(shipping, "address", dict, f"{path}[0].shipping.address")
-    return _address(read, address, f"{path}[0].shipping.address")
+        read.fail(f"{first} is not an object")
+    shipping = read.get(assignments[0], "shipping", dict, f"{first}.") or {}
+    address = read.get(shipping, "address", dict, f"{first}.shipping.")
+    return _address(read, address, f"{first}.shipping.address.")
 
 
 def _customer(read: _Reader, payload: Payload, ship_to: Address | None) -> Customer | None:
-    billing = _address(read, read.get(payload, "billing_address", dict, "billing_address"), "billing_address")
-    guest = read.get(payload, "customer_is_guest", int, "customer_is_guest") == 1
-    customer_id = None if guest else read.get(payload, "customer_id", int, "customer_id")
-    email = read.text(payload, "customer_email", "customer_email")
+    billing = _address(read, read.get(payload, "billing_address", dict), "billing_address.")
+    guest = read.get(payload, "customer_is_guest", int) == 1
+    customer_id = None if guest else read.get(payload, "customer_id", int)
+    email = read.text(payload, "customer_email")
     phone = (billing.phone if billing else None) or (ship_to.phone if ship_to else None)
-    first = read.text(payload, "customer_firstname", "customer_firstname")
-    last = read.text(payload, "customer_lastname", "customer_lastname")
+    first = read.text(payload, "customer_firstname")
+    last = read.text(payload, "customer_lastname")
     if customer_id is None and not any((email, phone, first, last)):
         return None
     return Customer(external_id=str(customer_id) if customer_id is not None else None,
@@ -521,9 +457,9 @@ def parse_order(payload: Payload, channel: str = CHANNEL) -> ChannelOrder:
         raise Unreadable("malformed", "payload is not an object")
     raw_id = payload.get("entity_id")
     read = _Reader(str(raw_id) if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None)
-    entity_id = read.get(payload, "entity_id", int, "entity_id", required=True)
-    state = read.text(payload, "state", "state", required=True)
-    status = read.text(payload, "status", "status")
+    entity_id = read.get(payload, "entity_id", int, required=True)
+    state = read.text(payload, "state", required=True)
+    status = read.text(payload, "status")
     lifecycle_risk = order_state(state, status)
     if lifecycle_risk is None:
         read.fail("state is not a Magento order state")
@@ -532,27 +468,27 @@ def parse_order(payload: Payload, channel: str = CHANNEL) -> ChannelOrder:
     lines = _lines(read, items, taxes_included)
     shipping_key = "shipping_incl_tax" if taxes_included and payload.get("shipping_incl_tax") is not None \
         else "shipping_amount"
-    virtual = read.get(payload, "is_virtual", int, "is_virtual")
+    virtual = read.get(payload, "is_virtual", int)
     ship_to = _ship_to(read, payload)
     extra = {"state": state, "status": status or ""}
-    base_currency = read.text(payload, "base_currency_code", "base_currency_code")
-    base_total = _amount(payload.get("base_grand_total"))
+    base_currency = read.text(payload, "base_currency_code")
+    base_total = read_amount(payload.get("base_grand_total"))
     if base_currency and base_total is not None:
         extra |= {"base_currency": base_currency, "base_total": str(base_total)}
     return ChannelOrder(
         channel=channel,
         external_id=str(entity_id),
-        number=read.text(payload, "increment_id", "increment_id", required=True),
-        currency=read.text(payload, "order_currency_code", "order_currency_code") or "",
-        placed_at=read.timestamp(payload, "created_at", "created_at"),
-        updated_at=read.timestamp(payload, "updated_at", "updated_at"),
+        number=read.text(payload, "increment_id", required=True),
+        currency=read.text(payload, "order_currency_code") or "",
+        placed_at=read.timestamp(payload, "created_at", required=True),
+        updated_at=read.timestamp(payload, "updated_at", required=True),
         lifecycle=lifecycle_risk[0],
         lines=tuple(lines),
-        total=read.money(payload, "grand_total", "grand_total", required=True),
-        shipping=read.money(payload, shipping_key, shipping_key),
-        tax=read.money(payload, "tax_amount", "tax_amount"),
+        total=read.money(payload, "grand_total", required=True),
+        shipping=read.money(payload, shipping_key),
+        tax=read.money(payload, "tax_amount"),
         # Magento stores the order's discount as a negative amount.
-        discounts=abs(read.money(payload, "discount_amount", "discount_amount")),
+        discounts=abs(read.money(payload, "discount_amount")),
         taxes_included=taxes_included,
         requires_shipping=_requires_shipping(virtual, lines),
         ship_to=ship_to,
@@ -589,7 +525,7 @@ def _top_item_ids(order: Payload) -> dict[str, tuple[int, Decimal]]:
     for item in _top_level_items(read, order):
         sku = (item.child or item.node).get("sku")
         item_id = item.node.get("item_id")
-        quantity = _quantity(item.node.get("qty_ordered"))
+        quantity = read_quantity(item.node.get("qty_ordered"))
         if isinstance(sku, str) and isinstance(item_id, int) and quantity is not None:
             found.setdefault(sku, (item_id, quantity))
     return found
@@ -624,10 +560,10 @@ def refund_value(order: Payload, items: Sequence[tuple[int, int]]) -> Decimal:
     total = Decimal(0)
     for item_id, quantity in items:
         node = by_id.get(item_id, {})
-        ordered = _quantity(node.get("qty_ordered"))
+        ordered = read_quantity(node.get("qty_ordered"))
         if not quantity or not ordered:
             continue
-        row = sum(((_amount(node.get(key)) or Decimal(0)) * sign for key, sign in (
+        row = sum(((read_amount(node.get(key)) or Decimal(0)) * sign for key, sign in (
             ("row_total", 1), ("tax_amount", 1), ("discount_amount", -1),
             ("discount_tax_compensation_amount", 1))), Decimal(0))
         total += (row * quantity / ordered).quantize(CENT, rounding=ROUND_HALF_UP)

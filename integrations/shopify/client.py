@@ -14,8 +14,9 @@ import random
 import re
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -23,28 +24,50 @@ import httpx
 
 from domain.orders import ChannelOrder
 from integrations.http import (
-    RetryPolicy,
+    HttpClient,
     TransientFailure,
     call_with_retry,
     decode_json,
     raise_for_transient,
+    required_settings,
     retry_after_seconds,
+    transport_settings,
+    web_url,
 )
-from integrations.protocols import CatalogItem, ExportStatus, OrderPage, Payload, UpstreamError
+from integrations.protocols import (
+    CatalogItem,
+    ExportStatus,
+    OrderPage,
+    Payload,
+    StockLevel,
+    Tracking,
+    UpstreamError,
+)
 from integrations.shopify import mapping
 from integrations.shopify.mapping import ShapeError, ThrottleStatus
 from integrations.shopify.queries import (
     BULK_ORDERS_QUERY,
     BULK_RUN,
     BULK_STATUS,
+    CREATE_FULFILLMENT,
+    CREATE_REFUND,
     CURRENT_BULK,
+    ORDER_FULFILLMENT_ORDERS,
+    ORDER_FULFILLMENTS,
     ORDER_LINES_PAGE,
+    ORDER_NOTE,
+    ORDER_REFUNDABLE,
     ORDERS_PAGE,
     ORDERS_PER_PAGE,
+    PRIMARY_LOCATION,
+    SET_STOCK,
     SHOP_PING,
+    UPDATE_NOTE,
+    VARIANTS_BY_SKU,
     VARIANTS_PAGE,
     VARIANTS_PER_PAGE,
 )
+from integrations.writeback import stock_by_sku
 
 if TYPE_CHECKING:
     from integrations.settings import Settings
@@ -57,6 +80,7 @@ API_VERSION = "CLERK_SHOPIFY_API_VERSION"
 
 # GraphQL error codes that another attempt may cure.
 _TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"})
+_STOCK_BATCH = 250  # inventorySetQuantities takes at most 250 quantities
 
 
 class CostBucket:
@@ -101,8 +125,8 @@ class _Throttled:
         self.retry_after = retry_after
 
 
-class ShopifyClient:
-    """Orders, exports and the catalog of one Shopify shop, over the GraphQL Admin API."""
+class ShopifyClient(HttpClient):
+    """Orders, exports, the catalog and write-backs of one Shopify shop, over the GraphQL Admin API."""
 
     channel = mapping.CHANNEL
     max_throttle_waits = 20
@@ -119,26 +143,20 @@ class ShopifyClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        location_id: str | None = None,
     ):
         self.shop_url = shop_url.rstrip("/")
         self.api_version = api_version
-        try:
-            self.endpoint = httpx.URL(f"{self.shop_url}/admin/api/{api_version}/graphql.json")
-        except httpx.InvalidURL as exc:
-            raise UpstreamError(f"{SHOP_URL} is not a URL", setting=SHOP_URL) from exc
-        if self.endpoint.scheme not in ("http", "https") or not self.endpoint.host:
-            raise UpstreamError(f"Shopify's URL must start with https:// ({SHOP_URL})", setting=SHOP_URL)
+        self.endpoint = web_url(f"{self.shop_url}/admin/api/{api_version}/graphql.json", SHOP_URL, "Shopify")
         self._token = access_token
-        self._timeout = timeout
-        self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=timeout)
+        self._connect(timeout, max_attempts, http, sleep, rng)
         self._sleep = sleep
-        self._policy = RetryPolicy(max_attempts=max_attempts, sleep=sleep, rng=rng or random.Random())
         self._bucket = CostBucket(clock)
         # The index `download_export` built while checking the file, for `read_export`.
         self._downloaded: tuple[Path, tuple[int, int, int], _ExportIndex] | None = None
         self._expected_costs: dict[str, float] = {}
         self._currency: str | None = None
+        self.location_id = location_id
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ShopifyClient:
@@ -147,27 +165,9 @@ class ShopifyClient:
         Raises:
             UpstreamError: naming the variable that is missing.
         """
-        if not settings.shopify_shop_url:
-            raise UpstreamError(f"{SHOP_URL} is not set", setting=SHOP_URL)
-        if not settings.shopify_access_token:
-            raise UpstreamError(f"{ACCESS_TOKEN} is not set", setting=ACCESS_TOKEN)
-        return cls(
-            settings.shopify_shop_url,
-            settings.shopify_access_token,
-            settings.shopify_api_version,
-            timeout=settings.http_timeout_seconds,
-            max_attempts=settings.http_max_attempts,
-        )
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> ShopifyClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        shop_url, token = required_settings((settings.shopify_shop_url, SHOP_URL),
+                                            (settings.shopify_access_token, ACCESS_TOKEN))
+        return cls(shop_url, token, settings.shopify_api_version, **transport_settings(settings))
 
     # ------------------------------------------------------------------ transport
 
@@ -261,8 +261,13 @@ class ShopifyClient:
         variables: Payload,
         parse: Callable[[Payload], T],
         strict: bool = False,
+        retry: bool = True,
     ) -> T:
-        """Runs one GraphQL operation, pacing it by the cost bucket and waiting out throttles."""
+        """Runs one GraphQL operation, pacing it by the cost bucket and waiting out throttles.
+
+        With `retry` off, a transient failure is raised after one attempt (throttles are
+        still waited out): for a write whose caller looks before trying again.
+        """
         request = mapping.build_graphql_request(document, variables)
         throttled: _Throttled | None = None
         for waits in range(self.max_throttle_waits + 1):
@@ -274,9 +279,12 @@ class ShopifyClient:
                 delay = max(throttled.retry_after or 0.0, self._policy.delay(waits))
             if delay > 0:
                 self._sleep(delay)
-            outcome = call_with_retry(
-                lambda: self._attempt(name, request, parse, strict), self._policy, "Shopify"
-            )
+            if retry:
+                outcome = call_with_retry(
+                    lambda: self._attempt(name, request, parse, strict), self._policy, "Shopify"
+                )
+            else:
+                outcome = self._attempt(name, request, parse, strict)
             if not isinstance(outcome, _Throttled):
                 return outcome
             throttled = outcome
@@ -360,6 +368,93 @@ class ShopifyClient:
             if not page.has_next:
                 return
             after = page.end_cursor
+
+    # ------------------------------------------------------------------ write-backs
+
+    def _location(self) -> str:
+        """Where Clerk's stock lives and returns come back: the shop's primary location, or the one given."""
+        if self.location_id is None:
+            self.location_id = self._query("PrimaryLocation", PRIMARY_LOCATION, {}, mapping.parse_primary_location)
+        return self.location_id
+
+    def _look_then_write(self, look: Callable[[], T | None], write: Callable[[], T]) -> T:
+        """Retries a write that has no idempotency key as a whole: each attempt first looks
+        whether an earlier one landed, so a lost answer never applies it twice."""
+        def attempt() -> T:
+            found = look()
+            return found if found is not None else write()
+
+        return call_with_retry(attempt, self._policy, "Shopify")
+
+    def set_stock(self, levels: Sequence[StockLevel], key: str) -> list[str]:
+        """Sets `available` units per SKU at the location, with Shopify's idempotency key; returns
+        the SKUs the shop has no variant for."""
+        wanted = stock_by_sku(levels)
+        items: dict[str, int] = {}
+        unknown: list[str] = []
+        for sku, units in wanted.items():
+            item = self._query("VariantsBySku", VARIANTS_BY_SKU, {"query": mapping.build_sku_query(sku)},
+                               lambda data, s=sku: mapping.parse_inventory_item(data, s))
+            if item is None:
+                unknown.append(sku)
+            else:
+                items[item] = units
+        if items:
+            entries = list(items.items())
+            for start in range(0, len(entries), _STOCK_BATCH):
+                batch = dict(entries[start:start + _STOCK_BATCH])
+                batch_key = key if len(entries) <= _STOCK_BATCH else f"{key}#{start // _STOCK_BATCH}"
+                variables = {"input": mapping.build_set_stock_input(batch, self._location(), batch_key),
+                             "key": batch_key}
+                self._query("SetStock", SET_STOCK, variables, mapping.parse_set_stock)
+        return unknown
+
+    def add_order_note(self, external_id: str, note: str, key: str) -> str:
+        """Appends a line carrying `key` to the order's note (staff only) unless one carries it;
+        returns the order's id (the note has none of its own)."""
+        def look() -> str | None:
+            current = self._query("OrderNote", ORDER_NOTE, {"id": external_id}, mapping.parse_order_note)
+            updated = mapping.note_with(current, note, key)
+            if updated is None:
+                return external_id
+            pending[0] = updated
+            return None
+
+        pending = [""]
+        return self._look_then_write(look, lambda: self._query(
+            "UpdateNote", UPDATE_NOTE, {"input": {"id": external_id, "note": pending[0]}},
+            mapping.parse_update_note, retry=False))
+
+    def fulfill(self, external_id: str, lines: Mapping[str, int], tracking: Tracking | None, key: str) -> str:
+        """Fulfils `lines` (SKU -> units; empty: everything left) from the order's fulfillment
+        orders once; returns the fulfillment's id.
+
+        fulfillmentCreate takes no idempotency key: each attempt first looks for a fulfillment
+        of this shipment (`mapping.find_fulfillment`). `key` is not stored on Shopify.
+        """
+        def look() -> str | None:
+            return self._query("OrderFulfillments", ORDER_FULFILLMENTS, {"id": external_id},
+                               lambda data: mapping.find_fulfillment(data, lines, tracking))
+
+        def write() -> str:
+            open_lines = self._query("OrderFulfillmentOrders", ORDER_FULFILLMENT_ORDERS, {"id": external_id},
+                                     mapping.parse_fulfillment_orders)
+            fulfillment = mapping.build_fulfillment_input(mapping.plan_fulfillment(open_lines, lines), tracking)
+            return self._query("CreateFulfillment", CREATE_FULFILLMENT, {"fulfillment": fulfillment},
+                               mapping.parse_create_fulfillment, retry=False)
+
+        return self._look_then_write(look, write)
+
+    def refund(self, external_id: str, lines: Mapping[str, int], amount: Decimal, reason: str, key: str) -> str:
+        """Refunds `amount` from the order's payments for `lines`, with Shopify's idempotency
+        key; returns the refund's id. Nothing is restocked upstream (see `OrderWriter.refund`).
+
+        Raises:
+            ValueError: for a SKU not on the order or more than it can refund.
+        """
+        refundable = self._query("OrderRefundable", ORDER_REFUNDABLE, {"id": external_id}, mapping.parse_refundable)
+        variables = {"input": mapping.build_refund_input(refundable, lines, amount, reason, None), "key": key}
+        return self._query("CreateRefund", CREATE_REFUND, variables, mapping.parse_create_refund)
 
     # ------------------------------------------------------------------ bulk export
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, NoReturn
+from typing import Any
+from urllib.parse import quote
 
 from graphql import parse as parse_document
 from graphql.language import (
@@ -30,7 +31,8 @@ from graphql.language import (
 
 from domain.money import MoneyError, to_money
 from domain.orders import Address, ChannelOrder, Customer, Lifecycle, OrderLine, Risk
-from integrations.protocols import CatalogItem, ExportStatus, Payload, Unreadable, UpstreamError
+from integrations.protocols import CatalogItem, ExportStatus, Payload, Tracking, Unreadable, UpstreamError
+from integrations.reading import Reader, read_quantity
 
 CHANNEL = "shopify"
 
@@ -501,48 +503,14 @@ def _read_timestamp(value: Any) -> datetime | None:
         return None
 
 
-class _Reader:
-    """Typed access to one order's fields; any surprise becomes `Unreadable("malformed")`.
+class _Reader(Reader):
+    """`Reader` of Shopify's spellings: ISO 8601 times with an offset, amounts in MoneyBags."""
 
-    A field is named by `where` (the path of the object it is in) and its key, joined only
-    when something is wrong: building every path up front cost a tenth of the parse.
-    Details name the field only, never its value: values may be personal data.
-    """
-
-    def __init__(self, external_id: str | None):
-        self.external_id = external_id
-
-    def fail(self, detail: str) -> NoReturn:
-        raise Unreadable("malformed", detail, self.external_id)
-
-    def get(self, node: Payload, key: str, kind: type, where: str = "", required: bool = False) -> Any:
-        value = node.get(key)
-        if type(value) is kind:  # the usual case, decided at once
-            return value
-        if value is None:
-            if required:
-                self.fail(f"{where}{key} is missing")
-            return None
-        if not isinstance(value, kind):
-            self.fail(f"{where}{key} is not {_KIND_NAMES[kind]}")
-        return value
-
-    def text(self, node: Payload, key: str, where: str = "", required: bool = False) -> str | None:
-        value = self.get(node, key, str, where, required)
-        if required and not value.strip():
-            self.fail(f"{where}{key} is empty")
-        return value
-
-    def timestamp(self, node: Payload, key: str, where: str = "", required: bool = False) -> datetime | None:
-        value = self.get(node, key, str, where, required)
-        if value is None:
-            return None
-        moment = _read_timestamp(value)
-        if moment is None:
-            self.fail(f"{where}{key} is not a timestamp with a time zone")
-        return moment
+    time_form = "a timestamp with a time zone"
+    parse_time = staticmethod(_read_timestamp)
 
     def money(self, node: Payload, key: str, where: str = "", required: bool = False) -> Decimal:
+        """The shop-currency amount of a MoneyBag field; 0 when absent."""
         money_set = self.get(node, key, dict, where, required)
         if money_set is None:
             return Decimal(0)
@@ -551,13 +519,6 @@ class _Reader:
             return to_money(shop_money.get("amount"))
         except MoneyError:
             self.fail(f"{where}{key}.shopMoney.amount is not an amount")
-
-    def flag(self, node: Payload, key: str, default: bool, where: str = "") -> bool:
-        value = self.get(node, key, bool, where)
-        return default if value is None else value
-
-
-_KIND_NAMES: dict[type, str] = {str: "a string", dict: "an object", list: "a list", bool: "a boolean"}
 
 # PENDING (not assessed yet) ranks above LOW: it is no reassurance, yet no finding either.
 _RISK_RANK = {"NONE": 0, "LOW": 1, "PENDING": 2, "MEDIUM": 3, "HIGH": 4}
@@ -611,14 +572,6 @@ def _lifecycle(read: _Reader, payload: Payload) -> Lifecycle:
     return Lifecycle.OPEN
 
 
-def _quantity(value: Any) -> Decimal | None:
-    """A line's quantity as read: a Decimal for any finite number, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    amount = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
-    return amount if amount.is_finite() else None
-
-
 def _lines(read: _Reader, payload: Payload) -> list[OrderLine]:
     connection = read.get(payload, "lineItems", dict)
     if connection is None:
@@ -634,7 +587,7 @@ def _lines(read: _Reader, payload: Payload) -> list[OrderLine]:
             OrderLine(
                 sku=sku or None,
                 title=read.get(node, "title", str, where) or "",
-                quantity=_quantity(node.get("quantity")),
+                quantity=read_quantity(node.get("quantity")),
                 unit_price=read.money(node, "originalUnitPriceSet", where, required=True),
                 discount=read.money(node, "totalDiscountSet", where),
                 requires_shipping=read.flag(node, "requiresShipping", True, where),
@@ -700,3 +653,309 @@ def _risk(read: _Reader, payload: Payload) -> Risk:
         if level in _RISK_RANK and _RISK_RANK[level] > _RISK_RANK[best]:
             best = level
     return Risk(best.lower())
+
+
+# ------------------------------------------------------------------------- write-backs
+
+NOTE_REF = "Clerk ref: "
+STOCK_QUANTITY_NAME = "available"
+STOCK_REASON = "correction"
+_RETRY_CODES = frozenset({"IDEMPOTENCY_CONCURRENT_REQUEST"})
+_OPEN_FULFILLMENT_ORDERS = frozenset({"OPEN", "IN_PROGRESS"})
+_PAID = frozenset({"SALE", "CAPTURE"})
+
+
+class WriteInFlight(ShapeError):
+    """Shopify is still running an earlier request with the same idempotency key: ask again."""
+
+
+def _write_payload(data: Payload, field: str) -> Payload:
+    """A mutation's payload, its `userErrors` raised: UpstreamError, or WriteInFlight to retry."""
+    payload = data.get(field)
+    if not isinstance(payload, dict):
+        raise ShapeError(f"{field} answered nothing")
+    errors = payload.get("userErrors")
+    if not isinstance(errors, list):
+        raise ShapeError(f"{field} has no userErrors")
+    readable = [e for e in errors if isinstance(e, dict)]
+    if any(e.get("code") in _RETRY_CODES for e in readable):
+        raise WriteInFlight(f"{field} is still running under the same key")
+    if errors:
+        messages = "; ".join(
+            f"{'.'.join(map(str, e.get('field') or [])) or field}: {str(e.get('message', ''))[:200]}"
+            + (f" ({e['code']})" if e.get("code") else "") for e in readable[:3])
+        raise UpstreamError(f"Shopify refused {field}: {messages or errors!r}")
+    return payload
+
+
+def _gid_of(node: Any, what: str) -> str:
+    value = node.get("id") if isinstance(node, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ShapeError(f"{what} has no id")
+    return value
+
+
+def _order_node(data: Payload) -> Payload:
+    """`order` of an order query; an order Shopify does not have is a refusal, not a retry."""
+    order = data.get("order")
+    if order is None:
+        raise UpstreamError("Shopify has no such order")
+    if not isinstance(order, dict):
+        raise ShapeError("order is not an object")
+    return order
+
+
+def parse_primary_location(data: Payload) -> str:
+    """The shop's primary location's id, from PRIMARY_LOCATION."""
+    return _gid_of(data.get("location"), "location")
+
+
+def build_sku_query(sku: str) -> str:
+    """Search syntax for variants with exactly this SKU (quoted; Shopify may match more)."""
+    escaped = sku.replace("\\", "\\\\").replace('"', '\\"')
+    return f'sku:"{escaped}"'
+
+
+def parse_inventory_item(data: Payload, sku: str) -> str | None:
+    """The inventory item of the variant whose SKU is exactly `sku`, from VARIANTS_BY_SKU."""
+    variants = data.get("productVariants")
+    nodes = variants.get("nodes") if isinstance(variants, dict) else None
+    if not isinstance(nodes, list):
+        raise ShapeError("productVariants has no nodes")
+    for node in nodes:
+        if isinstance(node, dict) and node.get("sku") == sku:
+            return _gid_of(node.get("inventoryItem"), "inventoryItem")
+    return None
+
+
+def build_set_stock_input(quantities: Mapping[str, int], location_id: str, key: str) -> Payload:
+    """`input` of SET_STOCK: absolute `available` units per inventory item at one location.
+
+    `changeFromQuantity` must be sent, and null skips the compare-and-swap: Clerk is the
+    source of truth for these units. `referenceDocumentUri` names Clerk's key for the audit trail.
+    """
+    return {
+        "name": STOCK_QUANTITY_NAME,
+        "reason": STOCK_REASON,
+        "referenceDocumentUri": f"gid://clerk/StockSync/{quote(key, safe='')}",
+        "quantities": [
+            {"inventoryItemId": item, "locationId": location_id, "quantity": units, "changeFromQuantity": None}
+            for item, units in quantities.items()
+        ],
+    }
+
+
+def parse_set_stock(data: Payload) -> str:
+    """The inventory adjustment group's id ("" when nothing needed changing)."""
+    group = _write_payload(data, "inventorySetQuantities").get("inventoryAdjustmentGroup")
+    return _gid_of(group, "inventoryAdjustmentGroup") if group is not None else ""
+
+
+def _note_marker(key: str) -> re.Pattern[str]:
+    return re.compile(re.escape(NOTE_REF + key) + r"(?![\w.:-])")
+
+
+def parse_order_note(data: Payload) -> str:
+    """The order's note ("" when it has none), from ORDER_NOTE."""
+    note = _order_node(data).get("note")
+    if note is not None and not isinstance(note, str):
+        raise ShapeError("order note is not text")
+    return note or ""
+
+
+def note_with(existing: str, note: str, key: str) -> str | None:
+    """The order note with a line for `note` carrying `key` appended; None when a line carries it already.
+
+    Shopify's order note is one text that `orderUpdate` overwrites, so Clerk appends a line
+    of its own and keeps what staff wrote.
+    """
+    if _note_marker(key).search(existing):
+        return None
+    line = f"{' '.join(note.split())} ({NOTE_REF}{key})"
+    return f"{existing.rstrip()}\n{line}" if existing.strip() else line
+
+
+def parse_update_note(data: Payload) -> str:
+    """The updated order's id, from UPDATE_NOTE."""
+    return _gid_of(_write_payload(data, "orderUpdate").get("order"), "order")
+
+
+@dataclass(frozen=True, slots=True)
+class FulfillmentOrderLine:
+    """A line of a fulfillment order still to ship."""
+
+    fulfillment_order_id: str
+    id: str
+    sku: str | None
+    remaining: int
+
+
+def parse_fulfillment_orders(data: Payload) -> list[FulfillmentOrderLine]:
+    """Lines left to ship on the order's open fulfillment orders, from ORDER_FULFILLMENT_ORDERS."""
+    orders = _order_node(data).get("fulfillmentOrders")
+    nodes = orders.get("nodes") if isinstance(orders, dict) else None
+    if not isinstance(nodes, list):
+        raise ShapeError("order has no fulfillmentOrders")
+    found = []
+    for node in nodes:
+        if not isinstance(node, dict) or node.get("status") not in _OPEN_FULFILLMENT_ORDERS:
+            continue
+        lines = node.get("lineItems")
+        for line in (lines.get("nodes") if isinstance(lines, dict) else None) or []:
+            if not isinstance(line, dict) or not isinstance(line.get("remainingQuantity"), int):
+                raise ShapeError("a fulfillment order line has no remainingQuantity")
+            sku = line.get("sku") or (line.get("lineItem") or {}).get("sku")
+            found.append(FulfillmentOrderLine(_gid_of(node, "fulfillmentOrder"), _gid_of(line, "line"),
+                                              sku if isinstance(sku, str) else None, line["remainingQuantity"]))
+    return found
+
+
+def plan_fulfillment(open_lines: Iterable[FulfillmentOrderLine], lines: Mapping[str, int]) -> list[Payload]:
+    """`lineItemsByFulfillmentOrder` shipping `lines` (SKU -> units; empty: everything left).
+
+    Units of a SKU are taken from its open lines in order.
+
+    Raises:
+        ValueError: when a SKU has no open line, or fewer units left than asked for.
+    """
+    open_lines = [line for line in open_lines if line.remaining > 0]
+    if not lines:
+        orders = list(dict.fromkeys(line.fulfillment_order_id for line in open_lines))
+        if not orders:
+            raise ValueError("nothing is left to ship on the order")
+        return [{"fulfillmentOrderId": order} for order in orders]
+    picked: dict[str, list[Payload]] = {}
+    for sku, units in lines.items():
+        left = units
+        for line in (line for line in open_lines if line.sku == sku):
+            take = min(left, line.remaining)
+            if take > 0:
+                picked.setdefault(line.fulfillment_order_id, []).append({"id": line.id, "quantity": take})
+                left -= take
+        if units <= 0 or left > 0:
+            raise ValueError(f"cannot ship {units} of {sku!r}: {units - left} left to ship on the order")
+    return [{"fulfillmentOrderId": order, "fulfillmentOrderLineItems": items} for order, items in picked.items()]
+
+
+def build_fulfillment_input(plan: list[Payload], tracking: Tracking | None) -> Payload:
+    """`fulfillment` of CREATE_FULFILLMENT; the buyer is not notified by Shopify (Clerk's flows decide)."""
+    fulfillment: Payload = {"lineItemsByFulfillmentOrder": plan, "notifyCustomer": False}
+    if tracking is not None:
+        info: Payload = {"number": tracking.number, "company": tracking.carrier}
+        if tracking.url:
+            info["url"] = tracking.url
+        fulfillment["trackingInfo"] = info
+    return fulfillment
+
+
+def find_fulfillment(data: Payload, lines: Mapping[str, int], tracking: Tracking | None) -> str | None:
+    """An earlier fulfillment of this shipment, from ORDER_FULFILLMENTS.
+
+    fulfillmentCreate takes no idempotency key and a fulfillment keeps none, so the shipment
+    is recognised by what it is: its tracking number when it has one, else the same units
+    of the same SKUs without tracking.
+    """
+    fulfillments = _order_node(data).get("fulfillments")
+    if not isinstance(fulfillments, list):
+        raise ShapeError("order has no fulfillments")
+    for node in fulfillments:
+        if not isinstance(node, dict) or node.get("status") not in ("SUCCESS", "OPEN", "PENDING"):
+            continue
+        numbers = {t.get("number") for t in node.get("trackingInfo") or [] if isinstance(t, dict)}
+        if tracking is not None:
+            if tracking.number in numbers:
+                return _gid_of(node, "fulfillment")
+            continue
+        items = (node.get("fulfillmentLineItems") or {}).get("nodes") or []
+        shipped: dict[str, int] = {}
+        for item in items:
+            sku = (item.get("lineItem") or {}).get("sku") if isinstance(item, dict) else None
+            if isinstance(sku, str) and isinstance(item.get("quantity"), int):
+                shipped[sku] = shipped.get(sku, 0) + item["quantity"]
+        if not numbers - {None} and lines and shipped == dict(lines):
+            return _gid_of(node, "fulfillment")
+    return None
+
+
+def parse_create_fulfillment(data: Payload) -> str:
+    """The new fulfillment's id, from CREATE_FULFILLMENT."""
+    return _gid_of(_write_payload(data, "fulfillmentCreate").get("fulfillment"), "fulfillment")
+
+
+@dataclass(frozen=True, slots=True)
+class Refundable:
+    """What a refund of an order is built from: line ids and units sold by SKU, and payments.
+
+    Deliberately what was sold and paid, not what is left: a repeat of a refund must send the
+    very input of the first, or Shopify's idempotency check refuses it as a different request
+    (IDEMPOTENCY_KEY_PARAMETER_MISMATCH). Shopify itself refuses refunding more than is left.
+    """
+
+    order_id: str
+    lines: dict[str, tuple[str, int]]
+    payments: list[tuple[str, str, Decimal]]  # transaction id, gateway, amount paid
+
+
+def parse_refundable(data: Payload) -> Refundable:
+    """The order's lines and successful payments, from ORDER_REFUNDABLE."""
+    order = _order_node(data)
+    nodes = (order.get("lineItems") or {}).get("nodes")
+    transactions = order.get("transactions")
+    if not isinstance(nodes, list) or not isinstance(transactions, list):
+        raise ShapeError("order has no lineItems or transactions")
+    lines: dict[str, tuple[str, int]] = {}
+    for node in nodes:
+        if isinstance(node, dict) and isinstance(node.get("sku"), str) and node["sku"] not in lines:
+            lines[node["sku"]] = (_gid_of(node, "line"), int(node.get("quantity") or 0))
+    payments = []
+    for node in transactions:
+        if not isinstance(node, dict) or node.get("status") != "SUCCESS":
+            continue
+        try:
+            value = to_money(node["amountSet"]["shopMoney"]["amount"])
+        except (KeyError, TypeError, MoneyError) as exc:
+            raise ShapeError("a transaction has no amount") from exc
+        if node.get("kind") in _PAID and value > 0:
+            payments.append((_gid_of(node, "transaction"), str(node.get("gateway") or ""), value))
+    return Refundable(_gid_of(order, "order"), lines, payments)
+
+
+def build_refund_input(
+    refundable: Refundable, lines: Mapping[str, int], amount: Decimal, reason: str, location_id: str | None
+) -> Payload:
+    """`input` of CREATE_REFUND: the units come back to stock at `location_id` (none: no
+    restock), `amount` is taken from the payments in order.
+
+    Raises:
+        ValueError: for a SKU not on the order, more units than were sold, or more money than
+            was paid.
+    """
+    refund_lines = []
+    for sku, units in lines.items():
+        line_id, left = refundable.lines.get(sku, ("", 0))
+        if not line_id:
+            raise ValueError(f"SKU {sku!r} is not on the order")
+        if not 0 < units <= left:
+            raise ValueError(f"cannot refund {units} of {sku!r}: {left} sold")
+        line: Payload = {"lineItemId": line_id, "quantity": units, "restockType": "NO_RESTOCK"}
+        if location_id:
+            line |= {"restockType": "RETURN", "locationId": location_id}
+        refund_lines.append(line)
+    transactions = []
+    left_to_refund = amount
+    for transaction_id, gateway, available in refundable.payments:
+        if left_to_refund <= 0:
+            break
+        take = min(available, left_to_refund)
+        transactions.append({"orderId": refundable.order_id, "parentId": transaction_id, "gateway": gateway,
+                             "kind": "REFUND", "amount": str(take)})
+        left_to_refund -= take
+    if amount < 0 or left_to_refund > 0:
+        raise ValueError(f"cannot refund {amount}: the order's payments total {amount - left_to_refund}")
+    return {"orderId": refundable.order_id, "note": reason or None, "notify": False,
+            "refundLineItems": refund_lines, "transactions": transactions}
+
+
+def parse_create_refund(data: Payload) -> str:
+    """The new refund's id, from CREATE_REFUND."""
+    return _gid_of(_write_payload(data, "refundCreate").get("refund"), "refund")

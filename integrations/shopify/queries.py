@@ -118,6 +118,114 @@ query CurrentBulk {
 }
 """
 
+# ---------------------------------------------------------------- write-backs (OrderWriter)
+# inventorySetQuantities and refundCreate take Shopify's `@idempotent(key:)` directive
+# (required since 2026-04): a repeat with the same key answers the first result. The
+# note (orderUpdate) and fulfillmentCreate have none: the client looks before writing.
+
+SKUS_PER_LOOKUP = 10
+FULFILLMENT_ORDERS_PER_ORDER = 5
+LINES_PER_FULFILLMENT_ORDER = 50
+FULFILLMENTS_PER_ORDER = 5
+LINES_PER_FULFILLMENT = 30
+TRACKING_PER_FULFILLMENT = 3
+TRANSACTIONS_PER_ORDER = 30
+LINES_PER_REFUND_LOOKUP = 100
+
+PRIMARY_LOCATION = """
+query PrimaryLocation { location { id } }
+"""
+
+VARIANTS_BY_SKU = f"""
+query VariantsBySku($query: String!) {{
+  productVariants(first: {SKUS_PER_LOOKUP}, query: $query) {{
+    nodes {{ id sku inventoryItem {{ id }} }}
+  }}
+}}
+"""
+
+SET_STOCK = """
+mutation SetStock($input: InventorySetQuantitiesInput!, $key: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id }
+    userErrors { field message code }
+  }
+}
+"""
+
+ORDER_NOTE = """
+query OrderNote($id: ID!) { order(id: $id) { id note } }
+"""
+
+UPDATE_NOTE = """
+mutation UpdateNote($input: OrderInput!) {
+  orderUpdate(input: $input) {
+    order { id note }
+    userErrors { field message }
+  }
+}
+"""
+
+ORDER_FULFILLMENT_ORDERS = f"""
+query OrderFulfillmentOrders($id: ID!) {{
+  order(id: $id) {{
+    id
+    fulfillmentOrders(first: {FULFILLMENT_ORDERS_PER_ORDER}) {{
+      nodes {{
+        id status
+        lineItems(first: {LINES_PER_FULFILLMENT_ORDER}) {{
+          nodes {{ id sku remainingQuantity lineItem {{ sku }} }}
+        }}
+      }}
+    }}
+  }}
+}}
+"""
+
+ORDER_FULFILLMENTS = f"""
+query OrderFulfillments($id: ID!) {{
+  order(id: $id) {{
+    id
+    fulfillments(first: {FULFILLMENTS_PER_ORDER}) {{
+      id status
+      trackingInfo(first: {TRACKING_PER_FULFILLMENT}) {{ number company }}
+      fulfillmentLineItems(first: {LINES_PER_FULFILLMENT}) {{ nodes {{ quantity lineItem {{ sku }} }} }}
+    }}
+  }}
+}}
+"""
+
+CREATE_FULFILLMENT = """
+mutation CreateFulfillment($fulfillment: FulfillmentInput!) {
+  fulfillmentCreate(fulfillment: $fulfillment) {
+    fulfillment { id status }
+    userErrors { field message }
+  }
+}
+"""
+
+ORDER_REFUNDABLE = f"""
+query OrderRefundable($id: ID!) {{
+  order(id: $id) {{
+    id
+    lineItems(first: {LINES_PER_REFUND_LOOKUP}) {{ nodes {{ id sku quantity }} }}
+    transactions(first: {TRANSACTIONS_PER_ORDER}) {{
+      id kind status gateway
+      amountSet {{ shopMoney {{ amount currencyCode }} }}
+    }}
+  }}
+}}
+"""
+
+CREATE_REFUND = """
+mutation CreateRefund($input: RefundInput!, $key: String!) {
+  refundCreate(input: $input) @idempotent(key: $key) {
+    refund { id }
+    userErrors { field message }
+  }
+}
+"""
+
 ALL_DOCUMENTS = {
     "OrdersPage": ORDERS_PAGE,
     "OrderLinesPage": ORDER_LINES_PAGE,
@@ -127,4 +235,14 @@ ALL_DOCUMENTS = {
     "VariantsPage": VARIANTS_PAGE,
     "ShopPing": SHOP_PING,
     "CurrentBulk": CURRENT_BULK,
+    "PrimaryLocation": PRIMARY_LOCATION,
+    "VariantsBySku": VARIANTS_BY_SKU,
+    "SetStock": SET_STOCK,
+    "OrderNote": ORDER_NOTE,
+    "UpdateNote": UPDATE_NOTE,
+    "OrderFulfillmentOrders": ORDER_FULFILLMENT_ORDERS,
+    "OrderFulfillments": ORDER_FULFILLMENTS,
+    "CreateFulfillment": CREATE_FULFILLMENT,
+    "OrderRefundable": ORDER_REFUNDABLE,
+    "CreateRefund": CREATE_REFUND,
 }

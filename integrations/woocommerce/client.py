@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,10 +24,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from domain.orders import ChannelOrder
-from integrations.http import RetryPolicy, TransientFailure, call_with_retry, decode_json, raise_for_transient
-from integrations.protocols import CatalogItem, OrderPage, Payload, UpstreamError
+from integrations.http import (
+    HttpClient,
+    TransientFailure,
+    call_with_retry,
+    decode_json,
+    raise_for_transient,
+    required_settings,
+    transport_settings,
+    web_url,
+)
+from integrations.protocols import CatalogItem, OrderPage, Payload, StockLevel, Tracking, UpstreamError
 from integrations.woocommerce import mapping
 from integrations.woocommerce.mapping import Position
+from integrations.writeback import covers_order, shipment_note, stock_by_sku
 
 if TYPE_CHECKING:
     from integrations.settings import Settings
@@ -51,7 +61,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class WooCommerceClient:
+class WooCommerceClient(HttpClient):
     """Orders, the catalog and write-backs of one WooCommerce shop, over its REST API v3."""
 
     channel = mapping.CHANNEL
@@ -69,12 +79,7 @@ class WooCommerceClient:
         rng: random.Random | None = None,
     ):
         self.url = url.rstrip("/")
-        try:
-            self.api = httpx.URL(self.url + API_PATH)
-        except httpx.InvalidURL as exc:
-            raise UpstreamError(f"{URL} is not a URL", setting=URL) from exc
-        if self.api.scheme not in ("http", "https") or not self.api.host:
-            raise UpstreamError(f"WooCommerce's URL must start with https:// ({URL})", setting=URL)
+        self.api = web_url(self.url + API_PATH, URL, "WooCommerce")
         if self.api.scheme == "http" and not is_loopback(self.api.host):
             raise UpstreamError(
                 f"WooCommerce keys would travel in the clear over http://; use https:// ({URL})", setting=URL
@@ -82,11 +87,8 @@ class WooCommerceClient:
         self._key = key
         self._secret = secret
         self._key_in_query = False
-        self._timeout = timeout
-        self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=timeout)
+        self._connect(timeout, max_attempts, http, sleep, rng)
         self._sleep = sleep
-        self._policy = RetryPolicy(max_attempts=max_attempts, sleep=sleep, rng=rng or random.Random())
         self._currency: str | None = None
 
     @classmethod
@@ -96,27 +98,9 @@ class WooCommerceClient:
         Raises:
             UpstreamError: naming the variable that is missing or unusable.
         """
-        for value, name in ((settings.woocommerce_url, URL), (settings.woocommerce_key, KEY),
-                            (settings.woocommerce_secret, SECRET)):
-            if not value:
-                raise UpstreamError(f"{name} is not set", setting=name)
-        return cls(
-            settings.woocommerce_url or "",
-            settings.woocommerce_key or "",
-            settings.woocommerce_secret or "",
-            timeout=settings.http_timeout_seconds,
-            max_attempts=settings.http_max_attempts,
-        )
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> WooCommerceClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        url, key, secret = required_settings((settings.woocommerce_url, URL), (settings.woocommerce_key, KEY),
+                                             (settings.woocommerce_secret, SECRET))
+        return cls(url, key, secret, **transport_settings(settings))
 
     # ------------------------------------------------------------------ transport
 
@@ -292,7 +276,11 @@ class WooCommerceClient:
         body = mapping.build_status_update(status)
         return self._retrying(lambda: self._attempt("PUT", f"orders/{order_id}", body=body)[1])
 
-    def add_order_note(self, order_id: str | int, note: str, key: str) -> Payload:
+    def add_order_note(self, external_id: str | int, note: str, key: str) -> str:
+        """Adds a private note once (a note already carrying `key` is kept); returns the note's id."""
+        return str(self.note(external_id, note, key)["id"])
+
+    def note(self, order_id: str | int, note: str, key: str) -> Payload:
         """Adds a private note once: a note already carrying `key` is returned instead."""
         path = f"orders/{order_id}/notes"
         return self._write_once(
@@ -300,25 +288,63 @@ class WooCommerceClient:
             lambda: self._attempt("POST", path, body=mapping.build_note(note, key))[1],
         )
 
-    def set_stock(self, levels: Mapping[str, int]) -> list[str]:
-        """Sets the stock count of each SKU (product or variation); returns the SKUs WooCommerce lacks."""
+    def fulfill(self, external_id: str | int, lines: Mapping[str, int], tracking: Tracking | None, key: str) -> str:
+        """Records a shipment once; returns the id of the staff note that records it.
+
+        WooCommerce core has no shipments: the order moves to `completed` when `lines`
+        (empty: everything) cover every line of the order, and a private note carries the
+        units, the tracking and `key`. The note is looked for first, so a repeat writes nothing.
+        """
+        path = f"orders/{external_id}/notes"
+        found = self._retrying(lambda: mapping.find_note(self._every(path), key))
+        if found is not None:
+            return str(found["id"])
+        order = self.order(external_id)
+        items = order.get("line_items") if isinstance(order, dict) else None
+        ordered = {i["sku"]: i["quantity"] for i in items or [] if isinstance(i, dict) and i.get("sku")
+                   and isinstance(i.get("quantity"), int)}
+        unknown = sorted(set(lines) - set(ordered))
+        if unknown:
+            raise ValueError(f"SKU {unknown[0]!r} is not on the order")
+        if covers_order(lines, ordered) and order.get("status") != "completed":
+            body = mapping.build_status_update("completed")
+            self._write_once(  # looked for first, so a lost answer is not written twice
+                lambda: now if (now := self._attempt("GET", f"orders/{external_id}")[1]).get("status") == "completed"
+                else None,
+                lambda: self._attempt("PUT", f"orders/{external_id}", body=body)[1])
+        return str(self.note(external_id, shipment_note(lines, tracking), key)["id"])
+
+    def set_stock(self, levels: Sequence[StockLevel], key: str = "") -> list[str]:
+        """Sets the stock count of each SKU (product or variation); returns the SKUs WooCommerce lacks.
+
+        Counts are absolute, so `key` needs no record: a count already as wanted (a repeat,
+        or a write whose answer was lost) is not written again.
+        """
         unknown = []
-        for sku, quantity in levels.items():
+        for sku, quantity in stock_by_sku(levels).items():
             _, found = self._list("products", {"sku": sku})
-            target = next((mapping.stock_path(p) for p in found if isinstance(p, dict) and p.get("sku") == sku),
-                          None)
+            product = next((p for p in found if isinstance(p, dict) and p.get("sku") == sku), None)
+            target = mapping.stock_path(product) if product is not None else None
             if target is None:
                 unknown.append(sku)
                 continue
+            listed = [product]
+
+            def look(t: str = target, q: int = quantity, listed: list[Payload] = listed) -> Payload | None:
+                current = listed.pop() if listed else self._attempt("GET", t)[1]
+                as_wanted = isinstance(current, dict) and current.get("manage_stock") is True \
+                    and current.get("stock_quantity") == q
+                return current if as_wanted else None
+
             body = mapping.build_stock_update(quantity)
-            self._retrying(lambda t=target, b=body: self._attempt("PUT", t, body=b))
+            self._write_once(look, lambda t=target, b=body: self._attempt("PUT", t, body=b)[1])
         return unknown
 
     def refund(
-        self, order_id: str | int, amount: Decimal, reason: str, lines: Mapping[str, int], key: str,
+        self, external_id: str | int, lines: Mapping[str, int], amount: Decimal, reason: str, key: str,
         api_refund: bool = False,
-    ) -> Payload:
-        """Records a refund once: a refund already carrying `key` is returned instead.
+    ) -> str:
+        """Records a refund once (a refund already carrying `key` is kept); returns the refund's id.
 
         Args:
             lines: SKU to units coming back (may be empty: money only).
@@ -328,10 +354,10 @@ class WooCommerceClient:
         Raises:
             ValueError: when a line is not on the order.
         """
-        items = mapping.refund_line_items(self.order(order_id), lines) if lines else []
+        items = mapping.refund_line_items(self.order(external_id), lines) if lines else []
         body = mapping.build_refund(amount, reason, items, key, api_refund)
-        path = f"orders/{order_id}/refunds"
-        return self._write_once(
+        path = f"orders/{external_id}/refunds"
+        return str(self._write_once(
             lambda: mapping.find_refund(self._every(path), key),
             lambda: self._attempt("POST", path, body=body)[1],
-        )
+        )["id"])

@@ -29,12 +29,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from domain.money import MoneyError, cents, to_money
 from domain.orders import Address, ChannelOrder, Customer, Lifecycle, OrderLine, Risk
 from integrations.protocols import CatalogItem, Payload, Unreadable
+from integrations.reading import Reader, read_quantity
 
 CHANNEL = "woocommerce"
 MAX_PER_PAGE = 100  # WooCommerce refuses larger pages (rest_invalid_param)
@@ -389,73 +390,18 @@ def _read_timestamp(value: Any) -> datetime | None:
         return None
 
 
-def _amount(value: Any) -> Decimal:
-    """A WooCommerce amount: a decimal string, or a JSON number some servers send instead.
+class _Reader(Reader):
+    """`Reader` of WooCommerce's spellings: `*_gmt` times, and an empty string for a missing text.
 
-    A float is read by its shortest repr, which is the number as the JSON text wrote it.
-
-    Raises:
-        MoneyError: when it is neither.
-    """
-    if isinstance(value, float):
-        value = repr(value)
-    return to_money(value)
-
-
-class _Reader:
-    """Typed access to one order's fields; any surprise becomes `Unreadable("malformed")`.
-
-    Details name the field only, never its value: values may be personal data.
+    Amounts are decimal strings, or JSON numbers some servers send instead.
     """
 
-    def __init__(self, external_id: str | None):
-        self.external_id = external_id
+    parse_time = staticmethod(_read_timestamp)
 
-    def fail(self, detail: str) -> NoReturn:
-        raise Unreadable("malformed", detail, self.external_id)
-
-    def get(self, node: Payload, key: str, kind: type | tuple[type, ...], path: str, required: bool = False) -> Any:
-        value = node.get(key)
-        if value is None:
-            if required:
-                self.fail(f"{path} is missing")
-            return None
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-            self.fail(f"{path} is not {_KIND_NAMES.get(kind, 'of the expected type')}")
-        return value
-
-    def text(self, node: Payload, key: str, path: str) -> str | None:
-        """A string field; WooCommerce's empty string means missing."""
-        value = self.get(node, key, str, path)
+    def text(self, node: Payload, key: str, where: str = "", required: bool = False) -> str | None:
+        """A string field, stripped; WooCommerce's empty string means missing."""
+        value = super().text(node, key, where, required)
         return value.strip() or None if value is not None else None
-
-    def timestamp(self, node: Payload, key: str, required: bool = False) -> datetime | None:
-        value = self.get(node, key, str, key, required)
-        if value is None:
-            return None
-        moment = _read_timestamp(value)
-        if moment is None:
-            self.fail(f"{key} is not a timestamp")
-        return moment
-
-    def money(self, node: Payload, key: str, path: str, required: bool = False) -> Decimal:
-        value = node.get(key)
-        if value is None:
-            if required:
-                self.fail(f"{path} is missing")
-            return Decimal(0)
-        try:
-            return _amount(value)
-        except MoneyError:
-            self.fail(f"{path} is not an amount")
-
-    def flag(self, node: Payload, key: str, default: bool) -> bool:
-        value = self.get(node, key, bool, key)
-        return default if value is None else value
-
-
-_KIND_NAMES: dict[Any, str] = {str: "a string", dict: "an object", list: "a list", bool: "a boolean",
-                               int: "an integer", (str, int): "a string"}
 
 
 def parse_order(payload: Payload, channel: str = CHANNEL) -> ChannelOrder:
@@ -473,29 +419,29 @@ def parse_order(payload: Payload, channel: str = CHANNEL) -> ChannelOrder:
     read = _Reader(str(raw_id) if _is_id(raw_id) else None)
     if not _is_id(raw_id):
         read.fail("id is missing" if raw_id is None else "id is not a positive integer")
-    number = read.get(payload, "number", (str, int), "number", required=True)
+    number = read.get(payload, "number", (str, int), required=True)
     if not str(number).strip():
         read.fail("number is empty")
     included = read.flag(payload, "prices_include_tax", default=False)
     created = read.timestamp(payload, "date_created_gmt", required=True)
     ship_to = _address(read, payload)
-    shipping_lines = read.get(payload, "shipping_lines", list, "shipping_lines")
-    status = read.get(payload, "status", str, "status", required=True)
+    shipping_lines = read.get(payload, "shipping_lines", list)
+    status = read.get(payload, "status", str, required=True)
     return ChannelOrder(
         channel=channel,
         external_id=str(raw_id),
         number=str(number).strip(),
-        currency=read.get(payload, "currency", str, "currency") or "",
+        currency=read.get(payload, "currency", str) or "",
         placed_at=created,
         updated_at=read.timestamp(payload, "date_modified_gmt") or created,
         lifecycle=_lifecycle(read, status),
         lines=tuple(_lines(read, payload, included)),
-        total=read.money(payload, "total", "total", required=True),
-        shipping=read.money(payload, "shipping_total", "shipping_total")
-        + (read.money(payload, "shipping_tax", "shipping_tax") if included else 0),
-        tax=read.money(payload, "total_tax", "total_tax"),
-        discounts=read.money(payload, "discount_total", "discount_total")
-        + (read.money(payload, "discount_tax", "discount_tax") if included else 0),
+        total=read.money(payload, "total", required=True),
+        shipping=read.money(payload, "shipping_total")
+        + (read.money(payload, "shipping_tax") if included else 0),
+        tax=read.money(payload, "total_tax"),
+        discounts=read.money(payload, "discount_total")
+        + (read.money(payload, "discount_tax") if included else 0),
         taxes_included=included,
         # No shipping line and no address: a virtual order. Either one: goods to send.
         requires_shipping=True if shipping_lines is None else bool(shipping_lines) or ship_to is not None,
@@ -513,14 +459,6 @@ def _lifecycle(read: _Reader, status: str) -> Lifecycle:
     return lifecycle
 
 
-def _quantity(value: Any) -> Decimal | None:
-    """A line's quantity as read: a Decimal for any finite number, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    amount = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
-    return amount if amount.is_finite() else None
-
-
 def _per_unit(amount: Decimal, quantity: Decimal | None) -> Decimal:
     """`amount` over `quantity`: exact when it divides, else to the 4 places Clerk stores."""
     if not quantity:
@@ -530,22 +468,22 @@ def _per_unit(amount: Decimal, quantity: Decimal | None) -> Decimal:
 
 
 def _lines(read: _Reader, payload: Payload, included: bool) -> list[OrderLine]:
-    items = read.get(payload, "line_items", list, "line_items") or []
+    items = read.get(payload, "line_items", list) or []
     lines = []
     for index, item in enumerate(items):
-        path = f"line_items[{index}]"
+        where = f"line_items[{index}]."
         if not isinstance(item, dict):
-            read.fail(f"{path} is not an object")
-        subtotal = read.money(item, "subtotal", f"{path}.subtotal", required=True)
-        total = read.money(item, "total", f"{path}.total") if item.get("total") is not None else subtotal
+            read.fail(f"line_items[{index}] is not an object")
+        subtotal = read.money(item, "subtotal", where, required=True)
+        total = read.money(item, "total", where) if item.get("total") is not None else subtotal
         if included:
-            subtotal += read.money(item, "subtotal_tax", f"{path}.subtotal_tax")
-            total += read.money(item, "total_tax", f"{path}.total_tax")
-        quantity = _quantity(item.get("quantity"))
+            subtotal += read.money(item, "subtotal_tax", where)
+            total += read.money(item, "total_tax", where)
+        quantity = read_quantity(item.get("quantity"))
         lines.append(
             OrderLine(
-                sku=read.text(item, "sku", f"{path}.sku"),
-                title=read.get(item, "name", str, f"{path}.name") or "",
+                sku=read.text(item, "sku", where),
+                title=read.get(item, "name", str, where) or "",
                 quantity=quantity,
                 unit_price=_per_unit(subtotal, quantity),
                 discount=subtotal - total,
@@ -555,12 +493,12 @@ def _lines(read: _Reader, payload: Payload, included: bool) -> list[OrderLine]:
 
 
 def _address(read: _Reader, payload: Payload) -> Address | None:
-    node = read.get(payload, "shipping", dict, "shipping")
+    node = read.get(payload, "shipping", dict)
     if node is None:
         return None
 
     def text(key: str) -> str | None:
-        return read.text(node, key, f"shipping.{key}")
+        return read.text(node, key, "shipping.")
 
     address = Address(
         name=" ".join(part for part in (text("first_name"), text("last_name")) if part) or None,
@@ -577,20 +515,20 @@ def _address(read: _Reader, payload: Payload) -> Address | None:
 
 
 def _customer(read: _Reader, payload: Payload) -> Customer | None:
-    customer_id = read.get(payload, "customer_id", int, "customer_id")
-    billing = read.get(payload, "billing", dict, "billing") or {}
+    customer_id = read.get(payload, "customer_id", int)
+    billing = read.get(payload, "billing", dict) or {}
     customer = Customer(
         external_id=str(customer_id) if customer_id else None,  # 0: a guest
-        email=read.text(billing, "email", "billing.email"),
-        phone=read.text(billing, "phone", "billing.phone"),
-        first_name=read.text(billing, "first_name", "billing.first_name"),
-        last_name=read.text(billing, "last_name", "billing.last_name"),
+        email=read.text(billing, "email", "billing."),
+        phone=read.text(billing, "phone", "billing."),
+        first_name=read.text(billing, "first_name", "billing."),
+        last_name=read.text(billing, "last_name", "billing."),
     )
     return None if customer == Customer() else customer
 
 
 def _risk(read: _Reader, payload: Payload) -> Risk:
-    read.get(payload, "meta_data", list, "meta_data")
+    read.get(payload, "meta_data", list)
     value = _meta(payload, RISK_META_KEY)
     try:
         return Risk(value.strip().lower()) if isinstance(value, str) else Risk.NONE

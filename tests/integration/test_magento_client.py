@@ -18,7 +18,7 @@ from domain.money import is_known_currency
 from domain.orders import CatalogPrice, Lifecycle, hold_reasons
 from domain.reasons import ALL_REASONS, Hold, Quarantine
 from integrations.magento import MagentoClient, Track, parse_order
-from integrations.protocols import OrderSource, Payload, Unreadable, UpstreamError
+from integrations.protocols import OrderSource, OrderWriter, Payload, StockLevel, Unreadable, UpstreamError
 from integrations.sandbox.faults import Faults
 from integrations.sandbox.magento import NO_ROUTE, NOT_AUTHORIZED, MagentoSandbox, create_magento_app
 from integrations.sandbox.server import serve_in_thread
@@ -57,6 +57,7 @@ def make_client(answer: Callable[[httpx.Request], httpx.Response], slept: list[f
 def test_client_implements_the_port_and_addresses_the_store_view() -> None:
     client, recorder = make_client(lambda _: httpx.Response(200, json=CONFIGS), store="fr")
     assert isinstance(client, OrderSource) and client.channel == "magento"
+    assert isinstance(client, OrderWriter)
     client.ping()
     (request,) = recorder.requests
     assert str(request.url) == f"{BASE}/rest/fr/V1/store/storeConfigs"
@@ -361,9 +362,9 @@ def test_a_refund_survives_a_lost_response_and_a_retry(writable: tuple[MagentoSa
     order_id, payload = an_open_order(app)
     sku = payload["items"][0]["sku"]
     app.lose_write_responses(1)
-    memo = client.refund(order_id, {sku: 1}, Decimal("5.55"), "refund:rma-1")
+    memo = client.refund(order_id, {sku: 1}, Decimal("5.55"), "damaged", "refund:rma-1")
     assert [(w["kind"], w["id"], w["total"]) for w in app.writes] == [("creditmemo", int(memo), 5.55)]
-    assert client.refund(order_id, {sku: 1}, Decimal("5.55"), "refund:rma-1") == memo
+    assert client.refund(order_id, {sku: 1}, Decimal("5.55"), "damaged", "refund:rma-1") == memo
     assert len(app.writes) == 1
 
 
@@ -371,8 +372,8 @@ def test_refunds_credit_exactly_what_clerk_decided(writable: tuple[MagentoSandbo
     app, client = writable
     order_id, payload = an_open_order(app, configurable=None, lines=2)
     sku, quantity = payload["items"][0]["sku"], int(payload["items"][0]["qty_ordered"])
-    client.refund(order_id, {sku: quantity}, None, "refund:a")
-    client.refund(order_id, {}, Decimal("2.00"), "refund:b")
+    client.refund(order_id, {sku: quantity}, None, "", "refund:a")
+    client.refund(order_id, {}, Decimal("2.00"), "goodwill", "refund:b")
     line = payload["items"][0]
     paid = (Decimal(str(line["row_total"])) + Decimal(str(line["tax_amount"])) - Decimal(str(line["discount_amount"]))
             + Decimal(str(line["discount_tax_compensation_amount"])))
@@ -383,16 +384,17 @@ def test_a_comment_is_added_once(writable: tuple[MagentoSandbox, MagentoClient])
     app, client = writable
     order_id, _ = an_open_order(app)
     app.lose_write_responses(1)
-    client.add_comment(order_id, "Held for a person: address", "hold:1")
-    client.add_comment(order_id, "Held for a person: address", "hold:1")
+    first = client.add_comment(order_id, "Held for a person: address", "hold:1")
+    assert client.add_comment(order_id, "Held for a person: address", "hold:1") == first
     assert [w["kind"] for w in app.writes] == ["comment"]
 
 
 def test_stock_levels_are_set(writable: tuple[MagentoSandbox, MagentoClient]) -> None:
     app, client = writable
     skus = [v.sku for v in app.store.variants[:3]]
-    client.set_stock({skus[0]: 5, skus[1]: 0, skus[2]: 12})
-    client.set_stock({skus[0]: 5, skus[1]: 0, skus[2]: 12})
+    levels_in = [StockLevel(skus[0], 5), StockLevel(skus[1], 0), StockLevel("NO-SUCH-SKU", 3), StockLevel(skus[2], 12)]
+    assert client.set_stock(levels_in, "stock:1") == ["NO-SUCH-SKU"]
+    assert client.set_stock(levels_in, "stock:1") == ["NO-SUCH-SKU"]
     levels = {sku: app.documents.source_items[(sku, "default")] for sku in skus}
     assert [(levels[s]["quantity"], levels[s]["status"]) for s in skus] == [(5.0, 1), (0.0, 0), (12.0, 1)]
 

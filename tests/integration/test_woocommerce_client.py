@@ -20,7 +20,7 @@ import pytest
 from domain.money import is_known_currency
 from domain.orders import CatalogPrice, Lifecycle, hold_reasons
 from domain.reasons import ALL_REASONS, Hold
-from integrations.protocols import OrderSource, Payload, Unreadable, UpstreamError
+from integrations.protocols import OrderSource, OrderWriter, Payload, StockLevel, Unreadable, UpstreamError
 from integrations.sandbox.faults import Faults
 from integrations.sandbox.server import serve_in_thread
 from integrations.sandbox.store import Store, StoreSpec, generate_store
@@ -71,6 +71,7 @@ def basic(key: str, secret: str) -> str:
 def test_client_implements_the_port() -> None:
     client = make_client(lambda _r: orders_page([]))
     assert isinstance(client, OrderSource) and client.channel == "woocommerce"
+    assert isinstance(client, OrderWriter)
 
 
 def test_requests_carry_basic_auth_and_reach_the_v3_api() -> None:
@@ -249,8 +250,8 @@ def test_a_write_that_timed_out_is_given_time_before_looking_again() -> None:
         raise httpx.ReadTimeout("timed out")
 
     sleeps = Sleeps()
-    note = make_client(handler, sleeps, timeout=7.0).add_order_note(727, "Packed", "note:1")
-    assert note["id"] == 1 and len(posts) == 1
+    note = make_client(handler, sleeps, timeout=7.0).add_order_note("727", "Packed", "note:1")
+    assert note == "1" and len(posts) == 1
     assert 7.0 in sleeps.slept
 
 
@@ -398,14 +399,15 @@ def test_a_refund_is_written_once_though_its_answer_is_lost() -> None:
     sku = order.lines[0].sku
     with sandbox(store) as (app, url), WooCommerceClient(url, KEY, SECRET, timeout=5) as client:
         app.drop_next_writes(1)
-        refund = client.refund(order.id, Decimal("5"), "damaged", {sku: 1}, "refund:RMA-1")
+        refund_id = client.refund(str(order.id), {sku: 1}, Decimal("5"), "damaged", "refund:RMA-1")
+        refund = next(r for r in app.refunds[order.id] if str(r["id"]) == refund_id)
         assert refund["amount"] == "5.00" and refund["refunded_payment"] is False
         assert {"key": "_clerk_idempotency_key", "value": "refund:RMA-1"} in [
             {"key": m["key"], "value": m["value"]} for m in refund["meta_data"]]
-        assert client.refund(order.id, Decimal("5"), "damaged", {sku: 1}, "refund:RMA-1")["id"] == refund["id"]
-        client.refund(order.id, Decimal("2"), "goodwill", {}, "refund:RMA-2")
+        assert client.refund(str(order.id), {sku: 1}, Decimal("5"), "damaged", "refund:RMA-1") == refund_id
+        client.refund(str(order.id), {}, Decimal("2"), "goodwill", "refund:RMA-2")
         with pytest.raises(ValueError):
-            client.refund(order.id, Decimal("1"), "x", {"NOT-ON-ORDER": 1}, "refund:RMA-3")
+            client.refund(str(order.id), {"NOT-ON-ORDER": 1}, Decimal("1"), "x", "refund:RMA-3")
     posts = [body for method, path, body in app.writes if method == "POST" and path.endswith("/refunds")]
     assert [body["meta_data"][0]["value"] for body in posts] == ["refund:RMA-1", "refund:RMA-2"]
     assert posts[0]["line_items"] == [{"id": order.lines[0].id, "quantity": 1,
@@ -417,9 +419,10 @@ def test_a_note_is_written_once_though_its_answer_is_lost() -> None:
     order = refundable(store)
     with sandbox(store) as (app, url), WooCommerceClient(url, KEY, SECRET, timeout=5) as client:
         app.drop_next_writes(1)
-        note = client.add_order_note(order.id, "Shipped with UPS 1Z999", "note:ship:1")
+        note_id = client.add_order_note(str(order.id), "Shipped with UPS 1Z999", "note:ship:1")
+        note = next(n for n in app.notes[order.id] if str(n["id"]) == note_id)
         assert note["note"].startswith("Shipped with UPS 1Z999") and note["customer_note"] is False
-        assert client.add_order_note(order.id, "Shipped with UPS 1Z999", "note:ship:1")["id"] == note["id"]
+        assert client.add_order_note(str(order.id), "Shipped with UPS 1Z999", "note:ship:1") == note_id
     assert [method for method, path, _ in app.writes if path.endswith("/notes")] == ["POST"]
     assert len(app.notes[order.id]) == 1
 
@@ -433,7 +436,8 @@ def test_status_and_stock_write_backs() -> None:
     with sandbox(store) as (app, url), WooCommerceClient(url, KEY, SECRET, timeout=5) as client:
         assert client.set_order_status(order.id, "completed")["status"] == "completed"
         assert client.parse_order(client.order(order.id)).lifecycle is Lifecycle.FULFILLED
-        unknown = client.set_stock({simple.variants[0].sku: 5, variant.sku: 2, "NO-SUCH-SKU": 1})
+        unknown = client.set_stock([StockLevel(simple.variants[0].sku, 5), StockLevel(variant.sku, 2),
+                                    StockLevel("NO-SUCH-SKU", 1)], "stock:1")
     assert unknown == ["NO-SUCH-SKU"]
     assert app.stock == {simple.id: 5, variant.id: 2}
     assert [path.removeprefix("/wp-json/wc/v3/") for _, path, _ in app.writes][1:] == [

@@ -95,3 +95,21 @@ def test_requested_cost_counts_connections_objects_and_mutations() -> None:
     assert requested_cost("{ orders(first: 2) { nodes { lineItems(first: 3) { nodes { id } } } } }") == 2 + 2 * (1 + 2 + 3)
     assert requested_cost("mutation { tagsAdd(id: \"x\", tags: []) { userErrors { message } } }") == 11
     assert requested_cost(queries.ORDERS_PAGE, {"first": 10}) == 933
+
+
+@pytest.mark.parametrize("name", ["SetStock", "CreateRefund"])
+def test_writes_shopify_dedupes_carry_its_idempotency_directive(name: str) -> None:
+    # Required on these mutations since 2026-04; the key comes from Clerk's side-effect ledger.
+    document = graphql.parse(queries.ALL_DOCUMENTS[name])
+    (field,) = document.definitions[0].selection_set.selections
+    (directive,) = field.directives
+    assert directive.name.value == "idempotent"
+    assert graphql.print_ast(directive.arguments[0].value) == "$key"
+    assert not graphql.validate(schema(), document)
+
+
+def test_stock_is_set_without_the_retired_compare_flag() -> None:
+    # 2026-10 dropped `ignoreCompareQuantity`: `changeFromQuantity: null` (sent by the client) skips the check.
+    fields = schema().type_map["InventorySetQuantitiesInput"].fields
+    assert "ignoreCompareQuantity" not in fields
+    assert "changeFromQuantity" in schema().type_map["InventoryQuantityInput"].fields

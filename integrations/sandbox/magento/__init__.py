@@ -12,22 +12,20 @@ orders between runs.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from integrations.sandbox.control import SandboxControl
 from integrations.sandbox.faults import FaultInjector, Faults
 from integrations.sandbox.magento.documents import Documents
 from integrations.sandbox.magento.render import (
@@ -61,14 +59,6 @@ _LOSE = "clerk.sandbox.lose_response"
 Handler = Callable[[Request, list[str]], Awaitable[Any]]
 
 
-def _rows_csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def _error(message: str, parameters: dict[str, str] | None = None, status: int = 400) -> JSONResponse:
     body: dict[str, Any] = {"message": message}
     if parameters:
@@ -76,7 +66,7 @@ def _error(message: str, parameters: dict[str, str] | None = None, status: int =
     return JSONResponse(body, status_code=status)
 
 
-class MagentoSandbox:
+class MagentoSandbox(SandboxControl):
     """The Magento sandbox: an ASGI app with handles on its store, documents and faults."""
 
     def __init__(self, store: Store, token: str = DEFAULT_TOKEN, store_code: str = DEFAULT_STORE_CODE,
@@ -121,14 +111,8 @@ class MagentoSandbox:
         }
         routes = [
             Route("/rest/{path:path}", self._rest, methods=["GET", "POST", "PUT", "DELETE"]),
-            Route("/sandbox/stats", lambda _r: JSONResponse(self.stats), methods=["GET"]),
-            Route("/sandbox/faults", self._post_faults, methods=["POST"]),
-            Route("/sandbox/edit", self._post_edit, methods=["POST"]),
-            Route("/sandbox/orders", self._post_orders, methods=["POST"]),
-            Route("/sandbox/expected", lambda _r: JSONResponse(self.expected_reasons()), methods=["GET"]),
+            *self.control_routes(with_csv=True),
             Route("/sandbox/writes", lambda _r: JSONResponse(self.writes), methods=["GET"]),
-            Route("/sandbox/catalog.csv", lambda _r: PlainTextResponse(self.catalog_csv(), media_type="text/csv")),
-            Route("/sandbox/stock.csv", lambda _r: PlainTextResponse(self.stock_csv(), media_type="text/csv")),
         ]
         self.app = Starlette(routes=routes)
         self._asgi = FaultInjector(self.app, self.faults, self._throttled)
@@ -168,83 +152,35 @@ class MagentoSandbox:
         return self.documents.writes
 
     def fault_rates(self) -> dict[str, float]:
-        rates = {f.name: getattr(self.faults, f.name) for f in dataclass_fields(self.faults)
-                 if f.name.endswith("_rate") or f.name == "timeout_seconds"}
-        return rates | {"lose_write_responses": self.lost_responses}
+        return super().fault_rates() | {"lose_write_responses": self.lost_responses}
 
     def set_faults(self, **rates: float) -> dict[str, float]:
         """Changes fault rates (`error_rate=1.0`, ...; `seed` reseeds; `lose_write_responses=N`
         loses the response of the next N writes after applying them); returns them all."""
         if "lose_write_responses" in rates:
             self.lose_write_responses(int(rates.pop("lose_write_responses")))
-        self.faults.update(**rates)
-        return self.fault_rates()
+        return super().set_faults(**rates)
 
     def lose_write_responses(self, count: int = 1) -> None:
         """Applies the next `count` writes but drops their responses mid-body."""
         self.lost_responses = count
 
-    def edit(self, count: int, at: datetime | None = None, ids: list[str] | None = None) -> list[str]:
-        """Edits up to `count` open orders upstream (see `Store.edit_orders`); returns their entity ids.
+    def _wire_id(self, order_id: int) -> str:
+        return str(order_id - ORDER_ID_BASE)  # the order's entity_id
 
-        Args:
-            ids: entity ids to choose among; any open order when omitted.
-        """
-        numbers = None if ids is None else {store_order_id(int(i)) for i in ids}
-        return [str(entity_id(o)) for o in self.store.edit_orders(count, at, numbers)]
-
-    def add_orders(self, count: int, at: datetime | None = None) -> list[str]:
-        """Places `count` new orders upstream; returns their entity ids."""
-        return [str(entity_id(o)) for o in self.store.add_orders(count, at)]
-
-    def expected_reasons(self) -> dict[str, str]:
-        """The reason code each tricky order should trigger, by the external id Clerk sees (`entity_id`)."""
-        return {str(int(k) - ORDER_ID_BASE): v for k, v in self.store.expected_reasons().items()}
-
-    def catalog_csv(self) -> str:
-        return _rows_csv(self.store.catalog_rows())
-
-    def stock_csv(self) -> str:
-        return _rows_csv(self.store.stock_rows())
+    def _store_id(self, wire_id: str) -> int | None:
+        return store_order_id(int(wire_id))
 
     def render(self, order: Order) -> dict[str, Any]:
         """An order as `GET /V1/orders/{id}` answers it."""
         return self.renderer.order(order, self.documents.moved, self.documents.history(order))
 
-    # -- control endpoints ----------------------------------------------------------------------
-
-    async def _post_faults(self, request: Request) -> Response:
-        return await self._control(request, lambda body: self.set_faults(**body))
-
-    async def _post_edit(self, request: Request) -> Response:
-        return await self._control(request, lambda body: {
-            "edited": self.edit(int(body.get("count", 1)), self._at(body), body.get("ids"))})
-
-    async def _post_orders(self, request: Request) -> Response:
-        return await self._control(request, lambda body: {
-            "created": self.add_orders(int(body.get("count", 1)), self._at(body))})
-
-    @staticmethod
-    async def _control(request: Request, act: Callable[[dict[str, Any]], Any]) -> Response:
-        """Runs a control action on the JSON body; a body it cannot use is a 400, not a crash."""
-        try:
-            body = await request.json() if await request.body() else {}
-            if not isinstance(body, dict):
-                raise TypeError("expected a JSON object")
-            return JSONResponse(act(body))
-        except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
-    @staticmethod
-    def _at(body: dict[str, Any]) -> datetime | None:
-        return datetime.fromisoformat(body["at"]) if body.get("at") else None
+    # -- REST -------------------------------------------------------------------------------------
 
     @staticmethod
     async def _throttled(_request: Request) -> Response:
         """What a rate-limiting proxy in front of Magento answers (Magento itself has no limit)."""
         return JSONResponse({"message": "Too Many Requests"}, status_code=429, headers={"Retry-After": "1"})
-
-    # -- REST -------------------------------------------------------------------------------------
 
     def _route(self, path: str) -> str | None:
         """The route under `/V1` for `/rest/{path}`, or None when the store code is unknown."""

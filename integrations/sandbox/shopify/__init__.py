@@ -8,15 +8,10 @@ and the demo inspect it, change fault rates, and edit or add orders between runs
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 import tempfile
 import weakref
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import fields as dataclass_fields
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,8 +31,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
+from integrations.sandbox.control import SandboxControl
 from integrations.sandbox.faults import FaultInjector, Faults
 from integrations.sandbox.shopify.bulk import BulkRunner
 from integrations.sandbox.shopify.cost import MAX_QUERY_COST, CostModel, LeakyBucket
@@ -50,6 +45,7 @@ from integrations.sandbox.shopify.render import (
     parse_gid,
 )
 from integrations.sandbox.shopify.search import find_orders, find_variants, parse_search
+from integrations.sandbox.shopify.writes import ShopifyWrites
 from integrations.sandbox.store import Store
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "shopify_schema.graphql"
@@ -73,16 +69,10 @@ def load_schema() -> GraphQLSchema:
     return build_schema(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def _rows_csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-class ShopifySandbox:
+class ShopifySandbox(SandboxControl):
     """The Shopify sandbox: an ASGI app with handles on its store, faults, bucket and bulk runs."""
+
+    _control_errors = (ValueError, TypeError, GraphQLError)  # GraphQLError: an edit's id is no gid
 
     def __init__(self, store: Store, token: str = DEFAULT_TOKEN, api_version: str = DEFAULT_API_VERSION,
                  faults: Faults | None = None, restore_rate: float = 100.0, max_available: float = 2000.0):
@@ -107,24 +97,15 @@ class ShopifySandbox:
             "currentBulkOperation": self._current_bulk_operation,
             "bulkOperationRunQuery": self._bulk_run,
         }
+        self.write_backs = ShopifyWrites(store, self.renderer)  # see writes.py
+        self._root |= self.write_backs.resolvers()
         routes = [
             Route("/admin/api/{version}/graphql.json", self._graphql, methods=["POST"]),
             Route("/sandbox-files/bulk/{number:int}.jsonl", self._bulk_file, methods=["GET"]),
-            Route("/sandbox/stats", lambda _r: JSONResponse(self.stats), methods=["GET"]),
-            Route("/sandbox/faults", self._post_faults, methods=["POST"]),
-            Route("/sandbox/edit", self._post_edit, methods=["POST"]),
-            Route("/sandbox/orders", self._post_orders, methods=["POST"]),
-            Route("/sandbox/expected", lambda _r: JSONResponse(self.expected_reasons()), methods=["GET"]),
-            Route("/sandbox/catalog.csv", lambda _r: PlainTextResponse(self.catalog_csv(), media_type="text/csv")),
-            Route("/sandbox/stock.csv", lambda _r: PlainTextResponse(self.stock_csv(), media_type="text/csv")),
+            *self.control_routes(with_csv=True),
         ]
         self.app = Starlette(routes=routes)
-        self._asgi = FaultInjector(self.app, self.faults, self._throttled_by_fault)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith("/sandbox/"):
-            self._counts["requests"] += 1
-        await self._asgi(scope, receive, send)
+        self._asgi = self.write_backs.losing(FaultInjector(self.app, self.faults, self._throttled_by_fault))
 
     # -- the Python face of the control endpoints -------------------------------------------
 
@@ -138,37 +119,11 @@ class ShopifySandbox:
             "orders": len(self.store.orders),
         }
 
-    def fault_rates(self) -> dict[str, float]:
-        return {f.name: getattr(self.faults, f.name) for f in dataclass_fields(self.faults)
-                if f.name.endswith("_rate") or f.name == "timeout_seconds"}
+    def _wire_id(self, order_id: int) -> str:
+        return gid("Order", order_id)
 
-    def set_faults(self, **rates: float) -> dict[str, float]:
-        """Changes fault rates (`error_rate=1.0`, ...; `seed` reseeds); returns them all."""
-        self.faults.update(**rates)
-        return self.fault_rates()
-
-    def edit(self, count: int, at: datetime | None = None, ids: list[str] | None = None) -> list[str]:
-        """Edits up to `count` open orders upstream (see `Store.edit_orders`); returns their gids.
-
-        Args:
-            ids: order gids to choose among; any open order when omitted.
-        """
-        numbers = None if ids is None else {parse_gid(i, "Order") for i in ids}
-        return [gid("Order", o.id) for o in self.store.edit_orders(count, at, numbers)]
-
-    def add_orders(self, count: int, at: datetime | None = None) -> list[str]:
-        """Places `count` new orders upstream; returns their gids."""
-        return [gid("Order", o.id) for o in self.store.add_orders(count, at)]
-
-    def expected_reasons(self) -> dict[str, str]:
-        """The reason code each tricky order should trigger, by order gid."""
-        return {gid("Order", int(k)): v for k, v in self.store.expected_reasons().items()}
-
-    def catalog_csv(self) -> str:
-        return _rows_csv(self.store.catalog_rows())
-
-    def stock_csv(self) -> str:
-        return _rows_csv(self.store.stock_rows())
+    def _store_id(self, wire_id: str) -> int | None:
+        return parse_gid(wire_id, "Order")
 
     def close(self) -> None:
         """Waits for a running bulk export and removes the exported files."""
@@ -176,32 +131,6 @@ class ShopifySandbox:
         self._remove_files()
 
     # -- HTTP ---------------------------------------------------------------------------------
-
-    async def _post_faults(self, request: Request) -> Response:
-        return await self._control(request, lambda body: self.set_faults(**body))
-
-    async def _post_edit(self, request: Request) -> Response:
-        return await self._control(request, lambda body: {
-            "edited": self.edit(int(body.get("count", 1)), self._at(body), body.get("ids"))})
-
-    async def _post_orders(self, request: Request) -> Response:
-        return await self._control(request, lambda body: {
-            "created": self.add_orders(int(body.get("count", 1)), self._at(body))})
-
-    @staticmethod
-    async def _control(request: Request, act: Callable[[dict[str, Any]], Any]) -> Response:
-        """Runs a control action on the JSON body; a body it cannot use is a 400, not a crash."""
-        try:
-            body = await request.json() if await request.body() else {}
-            if not isinstance(body, dict):
-                raise TypeError("expected a JSON object")
-            return JSONResponse(act(body))
-        except (ValueError, TypeError, GraphQLError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
-    @staticmethod
-    def _at(body: dict[str, Any]) -> datetime | None:
-        return datetime.fromisoformat(body["at"]) if body.get("at") else None
 
     async def _bulk_file(self, request: Request) -> Response:
         operation = self.bulk.operations.get(request.path_params["number"])

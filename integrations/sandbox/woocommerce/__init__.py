@@ -18,11 +18,11 @@ import math
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
 from itertools import count
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from integrations.sandbox.control import SandboxControl
 from integrations.sandbox.faults import FaultInjector, Faults
 from integrations.sandbox.store import Order, Product, Store, Variant
 from integrations.sandbox.woocommerce.render import SITE_OFFSET, Renderer, gmt, is_variable, local, order_status
@@ -46,6 +47,7 @@ ORDER_SORTS = {"date": "created_at", "modified": "updated_at", "id": "id", "incl
 PRODUCT_SORTS = ("date", "id", "include", "title", "slug", "price", "popularity", "rating", "modified")
 
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 class Problem(Exception):
@@ -90,6 +92,23 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int | 
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Paging:
+    """`page` and `per_page` of a collection request, checked as WordPress checks them."""
+
+    page: int
+    per_page: int
+
+    @classmethod
+    def of(cls, request: Request) -> _Paging:
+        per_page = _int_param(request, "per_page", 10, 1, MAX_PER_PAGE)
+        return cls(_int_param(request, "page", 1, 1), per_page)
+
+    def cut(self, items: list[T]) -> list[T]:
+        """The items on this page."""
+        return items[(self.page - 1) * self.per_page: self.page * self.per_page]
+
+
 def _choice(request: Request, name: str, default: str, allowed: tuple[str, ...] | dict[str, str]) -> str:
     value = request.query_params.get(name, default)
     if value not in allowed:
@@ -126,7 +145,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-class WooCommerceSandbox:
+class WooCommerceSandbox(SandboxControl):
     """The WooCommerce sandbox: an ASGI app with handles on its store, faults and the writes it took."""
 
     def __init__(self, store: Store, key: str = DEFAULT_KEY, secret: str = DEFAULT_SECRET,
@@ -161,21 +180,12 @@ class WooCommerceSandbox:
         routes += [
             Route("/wp-json/{rest:path}", self._no_route,
                   methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-            Route("/sandbox/stats", lambda _r: JSONResponse(self.stats), methods=["GET"]),
-            Route("/sandbox/faults", self._post_faults, methods=["POST"]),
-            Route("/sandbox/edit", self._post_edit, methods=["POST"]),
-            Route("/sandbox/orders", self._post_orders, methods=["POST"]),
-            Route("/sandbox/expected", lambda _r: JSONResponse(self.expected_reasons()), methods=["GET"]),
+            *self.control_routes(),
             Route("/sandbox/writes", lambda _r: JSONResponse([list(w) for w in self.writes]), methods=["GET"]),
             Route("/sandbox/drop-writes", self._post_drop_writes, methods=["POST"]),
         ]
         self.app = Starlette(routes=routes)
         self._asgi = FaultInjector(self.app, self.faults, self._throttled)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith("/sandbox/"):
-            self._counts["requests"] += 1
-        await self._asgi(scope, receive, send)
 
     # -- the Python face of the control endpoints -------------------------------------------
 
@@ -188,32 +198,15 @@ class WooCommerceSandbox:
             "faults": dict(self.faults.injected), "orders": len(self.store.orders),
         }
 
-    def set_faults(self, **rates: float) -> dict[str, float]:
-        """Changes fault rates (`error_rate=1.0`, ...; `seed` reseeds); returns them all."""
-        self.faults.update(**rates)
-        return {f.name: getattr(self.faults, f.name) for f in dataclass_fields(self.faults)
-                if f.name.endswith("_rate") or f.name == "timeout_seconds"}
-
     def drop_next_writes(self, count: int = 1) -> None:
         """Applies the next `count` writes, then cuts each one's connection before its answer."""
         self._drop_writes = count
 
-    def edit(self, count: int, at: datetime | None = None, ids: list[str] | None = None) -> list[str]:
-        """Edits up to `count` open orders upstream (see `Store.edit_orders`); returns their ids.
+    def _wire_id(self, order_id: int) -> str:
+        return str(order_id)
 
-        Args:
-            ids: order ids to choose among; any open order when omitted.
-        """
-        numbers = None if ids is None else {int(i) for i in ids}
-        return [str(o.id) for o in self.store.edit_orders(count, at, numbers)]
-
-    def add_orders(self, count: int, at: datetime | None = None) -> list[str]:
-        """Places `count` new orders upstream; returns their ids."""
-        return [str(o.id) for o in self.store.add_orders(count, at)]
-
-    def expected_reasons(self) -> dict[str, str]:
-        """The reason code each tricky order should trigger, by the order id Clerk sees."""
-        return self.store.expected_reasons()
+    def _store_id(self, wire_id: str) -> int | None:
+        return int(wire_id)
 
     def status(self, order: Order) -> str:
         """The order's status: the last one written, else its lifecycle's."""
@@ -224,38 +217,12 @@ class WooCommerceSandbox:
 
     # -- control HTTP ---------------------------------------------------------------------------
 
-    async def _post_faults(self, request: Request) -> Response:
-        return await self._control(request, lambda body: self.set_faults(**body))
-
-    async def _post_edit(self, request: Request) -> Response:
-        return await self._control(request, lambda body: {
-            "edited": self.edit(int(body.get("count", 1)), self._at(body), body.get("ids"))})
-
-    async def _post_orders(self, request: Request) -> Response:
-        return await self._control(request, lambda body: {
-            "created": self.add_orders(int(body.get("count", 1)), self._at(body))})
-
     async def _post_drop_writes(self, request: Request) -> Response:
         def drop(body: dict[str, Any]) -> dict[str, int]:
             self.drop_next_writes(int(body.get("count", 1)))
             return {"dropping": self._drop_writes}
 
         return await self._control(request, drop)
-
-    @staticmethod
-    async def _control(request: Request, act: Callable[[dict[str, Any]], Any]) -> Response:
-        """Runs a control action on the JSON body; a body it cannot use is a 400, not a crash."""
-        try:
-            body = await request.json() if await request.body() else {}
-            if not isinstance(body, dict):
-                raise TypeError("expected a JSON object")
-            return JSONResponse(act(body))
-        except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
-    @staticmethod
-    def _at(body: dict[str, Any]) -> datetime | None:
-        return datetime.fromisoformat(body["at"]) if body.get("at") else None
 
     # -- API plumbing ---------------------------------------------------------------------------
 
@@ -298,9 +265,10 @@ class WooCommerceSandbox:
                        ).response({"Retry-After": str(self.retry_after)})
 
     @staticmethod
-    def _collection(request: Request, items: list[Any], total: int, page: int, per_page: int) -> JSONResponse:
+    def _collection(request: Request, items: list[Any], total: int, paging: _Paging) -> JSONResponse:
         """A page of a collection with WordPress's paging headers."""
-        pages = math.ceil(total / per_page)
+        page = paging.page
+        pages = math.ceil(total / paging.per_page)
         base = request.url.remove_query_params(["consumer_key", "consumer_secret"])
         links = []
         if page > 1 and pages:
@@ -329,8 +297,7 @@ class WooCommerceSandbox:
     # -- orders ---------------------------------------------------------------------------------
 
     async def _orders(self, request: Request) -> Response:
-        per_page = _int_param(request, "per_page", 10, 1, MAX_PER_PAGE)
-        page = _int_param(request, "page", 1, 1)
+        paging = _Paging.of(request)
         orderby = _choice(request, "orderby", "date", ORDER_SORTS)
         descending = _choice(request, "order", "desc", ("asc", "desc")) == "desc"
         bounds = {name: _date(request, name) for name in ("after", "before", "modified_after", "modified_before")}
@@ -341,9 +308,8 @@ class WooCommerceSandbox:
             found = self._matching(ORDER_SORTS[orderby], bounds, wanted)
             if descending:
                 found.reverse()
-            chosen = found[(page - 1) * per_page: page * per_page]
-            items = [self.render_order(order) for order in chosen]
-        return self._collection(request, items, len(found), page, per_page)
+            items = [self.render_order(order) for order in paging.cut(found)]
+        return self._collection(request, items, len(found), paging)
 
     def _matching(self, index: str, bounds: dict[str, datetime | None], wanted: set[str]) -> list[Order]:
         """Orders within the date bounds (all strict, as WordPress's) and statuses, in `index` order."""
@@ -405,11 +371,8 @@ class WooCommerceSandbox:
         order = self._find_order(request)
         refunds = self.refunds.setdefault(order.id, [])
         if request.method == "GET":
-            per_page = _int_param(request, "per_page", 10, 1, MAX_PER_PAGE)
-            page = _int_param(request, "page", 1, 1)
-            newest_first = refunds[::-1]
-            return self._collection(request, newest_first[(page - 1) * per_page: page * per_page],
-                                    len(refunds), page, per_page)
+            paging = _Paging.of(request)
+            return self._collection(request, paging.cut(refunds[::-1]), len(refunds), paging)
         body = await _json_body(request)
         with self.store.lock:
             refund = self._refund(order, body, refunds)
@@ -468,8 +431,7 @@ class WooCommerceSandbox:
         return variant
 
     async def _list_products(self, request: Request) -> Response:
-        per_page = _int_param(request, "per_page", 10, 1, MAX_PER_PAGE)
-        page = _int_param(request, "page", 1, 1)
+        paging = _Paging.of(request)
         orderby = _choice(request, "orderby", "date", PRODUCT_SORTS)
         descending = _choice(request, "order", "desc", ("asc", "desc")) == "desc"
         after, before = _date(request, "modified_after"), _date(request, "modified_before")
@@ -487,8 +449,8 @@ class WooCommerceSandbox:
                 found += [(v.id, self.renderer.variation_as_product(v, self.stock))
                           for v in product.variants if v.sku in skus]
         found.sort(key=lambda pair: pair[0], reverse=descending)
-        items = [item for _, item in found[(page - 1) * per_page: page * per_page]]
-        return self._collection(request, items, len(found), page, per_page)
+        items = [item for _, item in paging.cut(found)]
+        return self._collection(request, items, len(found), paging)
 
     @staticmethod
     def _sort_key(product: Product, orderby: str) -> Any:
@@ -508,12 +470,10 @@ class WooCommerceSandbox:
 
     async def _variations(self, request: Request) -> Response:
         product = self._find_product(request)
-        per_page = _int_param(request, "per_page", 10, 1, MAX_PER_PAGE)
-        page = _int_param(request, "page", 1, 1)
+        paging = _Paging.of(request)
         variants = product.variants if is_variable(product) else []
-        chosen = variants[(page - 1) * per_page: page * per_page]
-        return self._collection(request, [self.renderer.variation(v, self.stock) for v in chosen],
-                                len(variants), page, per_page)
+        return self._collection(request, [self.renderer.variation(v, self.stock) for v in paging.cut(variants)],
+                                len(variants), paging)
 
     async def _variation(self, request: Request) -> Response:
         variant = self._find_variation(request)
