@@ -145,10 +145,6 @@ def check_orders(channel: str, payloads: list[Payload]) -> CheckedBatch:
             rejections.append(Rejection(channel, None, Quarantine.MALFORMED.value,
                                         f"could not be read ({type(exc).__name__})", payload))
             continue
-        if not order.amounts_fit():
-            rejections.append(Rejection(channel, order.external_id, Quarantine.MALFORMED.value,
-                                        "an amount is too large to be an order's", payload))
-            continue
         readable.append(order)
         readable_payloads.append(payload)
     failed = quality_failures(readable)
@@ -157,6 +153,9 @@ def check_orders(channel: str, payloads: list[Payload]) -> CheckedBatch:
         if position in failed:
             reason, detail = failed[position]
             rejections.append(Rejection(channel, order.external_id, reason, detail, readable_payloads[position]))
+        elif not order.amounts_fit():  # after the suite: a fractional quantity can make a huge unit price
+            rejections.append(Rejection(channel, order.external_id, Quarantine.MALFORMED.value,
+                                        "an amount is too large to be an order's", readable_payloads[position]))
         else:
             orders.append(order)
     return CheckedBatch(orders, rejections)
