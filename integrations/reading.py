@@ -10,6 +10,7 @@ never its value: values may be personal data.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -43,7 +44,7 @@ def read_quantity(value: Any) -> Decimal | None:
     return amount if amount.is_finite() else None
 
 
-class Reader:
+class Reader(ABC):
     """Typed access to one order's fields; any surprise becomes `Unreadable("malformed")`."""
 
     time_form = "a timestamp"  # what a readable time is, for the detail naming one that is not
@@ -55,9 +56,9 @@ class Reader:
         raise Unreadable("malformed", detail, self.external_id)
 
     @staticmethod
+    @abstractmethod
     def parse_time(value: str) -> datetime | None:
         """A time as the channel spells it, as an aware UTC datetime; None when it is not one."""
-        raise NotImplementedError
 
     def get(self, node: Payload, key: str, kind: type | tuple[type, ...], where: str = "",
             required: bool = False) -> Any:

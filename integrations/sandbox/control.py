@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import fields as dataclass_fields
@@ -39,7 +40,7 @@ def _at(body: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(body["at"]) if body.get("at") else None
 
 
-class SandboxControl:
+class SandboxControl(ABC):
     """Stats, fault rates, order edits and additions, expected reasons and the catalog, over HTTP too."""
 
     store: Store
@@ -56,19 +57,20 @@ class SandboxControl:
 
     # -- how the channel's API names an order ---------------------------------------------------
 
+    @abstractmethod
     def _wire_id(self, order_id: int) -> str:
         """The id the channel's API (and so Clerk) gives the store's order `order_id`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _store_id(self, wire_id: str) -> int | None:
         """The store's order id behind an id of the channel's API; None when it names no order."""
-        raise NotImplementedError
 
     # -- the Python face of the control endpoints -----------------------------------------------
 
     @property
+    @abstractmethod
     def stats(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """What the sandbox holds and has served (the `/sandbox/stats` body)."""
 
     def fault_rates(self) -> dict[str, float]:
         return {f.name: getattr(self.faults, f.name) for f in dataclass_fields(self.faults)
