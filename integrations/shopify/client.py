@@ -453,7 +453,7 @@ class ShopifyClient(HttpClient):
             ValueError: for a SKU not on the order or more than it can refund.
         """
         refundable = self._query("OrderRefundable", ORDER_REFUNDABLE, {"id": external_id}, mapping.parse_refundable)
-        variables = {"input": mapping.build_refund_input(refundable, lines, amount, reason, None), "key": key}
+        variables = {"input": mapping.build_refund_input(refundable, lines, amount, reason), "key": key}
         return self._query("CreateRefund", CREATE_REFUND, variables, mapping.parse_create_refund)
 
     # ------------------------------------------------------------------ bulk export

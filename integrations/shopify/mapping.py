@@ -920,11 +920,9 @@ def parse_refundable(data: Payload) -> Refundable:
     return Refundable(_gid_of(order, "order"), lines, payments)
 
 
-def build_refund_input(
-    refundable: Refundable, lines: Mapping[str, int], amount: Decimal, reason: str, location_id: str | None
-) -> Payload:
-    """`input` of CREATE_REFUND: the units come back to stock at `location_id` (none: no
-    restock), `amount` is taken from the payments in order.
+def build_refund_input(refundable: Refundable, lines: Mapping[str, int], amount: Decimal, reason: str) -> Payload:
+    """`input` of CREATE_REFUND: the units are refunded without a restock upstream (Clerk's
+    stock ledger books returns), `amount` is taken from the payments in order.
 
     Raises:
         ValueError: for a SKU not on the order, more units than were sold, or more money than
@@ -937,10 +935,7 @@ def build_refund_input(
             raise ValueError(f"SKU {sku!r} is not on the order")
         if not 0 < units <= left:
             raise ValueError(f"cannot refund {units} of {sku!r}: {left} sold")
-        line: Payload = {"lineItemId": line_id, "quantity": units, "restockType": "NO_RESTOCK"}
-        if location_id:
-            line |= {"restockType": "RETURN", "locationId": location_id}
-        refund_lines.append(line)
+        refund_lines.append({"lineItemId": line_id, "quantity": units, "restockType": "NO_RESTOCK"})
     transactions = []
     left_to_refund = amount
     for transaction_id, gateway, available in refundable.payments:

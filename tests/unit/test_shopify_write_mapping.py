@@ -129,17 +129,16 @@ def test_refund_input_returns_units_and_splits_the_amount_over_payments() -> Non
     refundable = mapping.parse_refundable(data)
     assert refundable == Refundable("o", {"A": ("l1", 2)}, [("t1", "shopify_payments", Decimal("10.0")),
                                                             ("t3", "gift_card", Decimal("5.0"))])
-    built = mapping.build_refund_input(refundable, {"A": 1}, Decimal("12.00"), "damaged", "loc")
-    assert built["refundLineItems"] == [{"lineItemId": "l1", "quantity": 1, "restockType": "RETURN",
-                                         "locationId": "loc"}]
+    built = mapping.build_refund_input(refundable, {"A": 1}, Decimal("12.00"), "damaged")
+    assert built["refundLineItems"] == [{"lineItemId": "l1", "quantity": 1, "restockType": "NO_RESTOCK"}]
     assert [(t["parentId"], t["amount"], t["kind"]) for t in built["transactions"]] == [
         ("t1", "10.0", "REFUND"), ("t3", "2.00", "REFUND")]
     assert built["note"] == "damaged" and built["notify"] is False and built["orderId"] == "o"
-    money_only = mapping.build_refund_input(refundable, {}, Decimal("1"), "", None)
+    money_only = mapping.build_refund_input(refundable, {}, Decimal("1"), "")
     assert money_only["refundLineItems"] == [] and money_only["note"] is None
     for lines, amount in [({"A": 3}, Decimal(1)), ({"B": 1}, Decimal(1)), ({}, Decimal("15.01"))]:
         with pytest.raises(ValueError):
-            mapping.build_refund_input(refundable, lines, amount, "", "loc")
+            mapping.build_refund_input(refundable, lines, amount, "")
     created = {"refundCreate": {"refund": {"id": "gid://shopify/Refund/4"}, "userErrors": []}}
     assert mapping.parse_create_refund(created) == "gid://shopify/Refund/4"
 
