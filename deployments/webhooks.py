@@ -10,7 +10,8 @@
   stored (a replay);
 - 400, nothing stored, for a signed delivery missing a header the clerk files it by;
 - 200 once the delivery is committed; order intake is then triggered after the response
-  has gone, at most once per channel per debounce window.
+  has gone, at most once per channel per debounce window, and once more when a window in
+  which further deliveries came closes.
 
 A delivery is only a nudge: intake reads orders from the vendor's API, and its 15-minute
 schedule is the safety net for a trigger that fails or a delivery that never comes.
@@ -66,32 +67,60 @@ def start_order_intake(channel: str) -> None:
     run_deployment(DEPLOYMENT, timeout=0)
 
 
-class Debounce:
-    """At most one go per key per window, so a burst of deliveries starts one intake run."""
+def _start_timer(delay: float, action: Callable[[], None]) -> None:
+    timer = threading.Timer(delay, action)
+    timer.daemon = True  # a pending trailing run must not keep the server from stopping
+    timer.start()
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+
+class Debounce:
+    """At most one go per key per window, plus one at the window's end for what came during it.
+
+    The leading go starts intake at once. Deliveries inside the window are folded into one
+    trailing go when it closes: the leading run may already have read past the order a later
+    delivery announces, and without the trailing run that order would wait for the schedule.
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        later: Callable[[float, Callable[[], None]], None] = _start_timer,
+    ) -> None:
         self._seconds = seconds
         self._clock = clock
+        self._later = later
         self._last: dict[str, float] = {}
+        self._trailing: set[str] = set()
         self._lock = threading.Lock()
 
-    def ready(self, key: str) -> bool:
-        """True, and the window restarts, when the key's last go is a window or more ago."""
+    def ready(self, key: str, action: Callable[[], None]) -> bool:
+        """True, and the window restarts, when the key's last go is a window or more ago;
+        otherwise `action` is scheduled once for the window's end and False returned."""
         with self._lock:
             now = self._clock()
             last = self._last.get(key)
-            if last is not None and now - last < self._seconds:
-                return False
-            self._last[key] = now
-            return True
+            if last is None or now - last >= self._seconds:
+                self._last[key] = now
+                return True
+            if key not in self._trailing:
+                self._trailing.add(key)
+                self._later(last + self._seconds - now, lambda: self._go(key, action))
+            return False
+
+    def _go(self, key: str, action: Callable[[], None]) -> None:
+        with self._lock:
+            self._trailing.discard(key)
+            self._last[key] = self._clock()
+        action()
 
 
 def create_webhook_app(
-    settings: Settings, trigger: Trigger = start_order_intake, debounce_seconds: float = DEBOUNCE_SECONDS
+    settings: Settings, trigger: Trigger = start_order_intake, debounce: Debounce | None = None
 ) -> Starlette:
     """The ASGI app: one route per channel whose webhook secret is set."""
     secrets = {SHOPIFY: settings.shopify_webhook_secret, WOOCOMMERCE: settings.woocommerce_webhook_secret}
-    debounce = Debounce(debounce_seconds)
+    debounce = debounce or Debounce(DEBOUNCE_SECONDS)
     routes = [
         Route(f"/webhooks/{channel}", _receiver(channel, secret, settings, trigger, debounce), methods=["POST"])
         for channel, secret in secrets.items()
@@ -137,8 +166,10 @@ def _receiver(
             _log(delivery, "refused: delivery id already stored", logging.WARNING)
             return _refused()
         _log(delivery, "stored", logging.INFO)
-        start = BackgroundTask(_start_intake, trigger, channel) if debounce.ready(channel) else None
-        return PlainTextResponse("stored", background=start)
+        def start() -> None:
+            _start_intake(trigger, channel)
+
+        return PlainTextResponse("stored", background=BackgroundTask(start) if debounce.ready(channel, start) else None)
 
     return receive
 

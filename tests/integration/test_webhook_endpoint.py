@@ -7,6 +7,8 @@ import base64
 import hashlib
 import hmac
 import logging
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -89,10 +91,28 @@ class Vendor:
         return asyncio.run(deliver())
 
 
-def _client(url: str, triggers: Triggers, debounce_seconds: float = 30, **settings: object) -> Vendor:
+class Later:
+    """A stand-in for the debounce's timer: records what was scheduled; `run` fires it."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, delay: float, action: Callable[[], None]) -> None:
+        self.scheduled.append((delay, action))
+
+    def run(self) -> None:
+        due, self.scheduled = self.scheduled, []
+        for _, action in due:
+            action()
+
+
+def _client(
+    url: str, triggers: Triggers, debounce_seconds: float = 30, later: Later | None = None, **settings: object
+) -> Vendor:
     secrets: dict[str, object] = {"shopify_webhook_secret": SHOPIFY_SECRET, "woocommerce_webhook_secret": WOOCOMMERCE_SECRET}
     configured = Settings(_env_file=None, database_url=url, **(secrets | settings))  # type: ignore[call-arg]
-    return Vendor(create_webhook_app(configured, trigger=triggers, debounce_seconds=debounce_seconds))
+    debounce = Debounce(debounce_seconds, later=later or Later())
+    return Vendor(create_webhook_app(configured, trigger=triggers, debounce=debounce))
 
 
 def _events(url: str) -> list[WebhookEvent]:
@@ -179,24 +199,58 @@ def test_the_woocommerce_ping_is_answered_and_not_stored(database_url: str) -> N
     assert _events(database_url) == [] and triggers.channels == []
 
 
-def test_a_burst_of_deliveries_starts_one_intake_per_channel(database_url: str) -> None:
-    triggers = Triggers()
-    client = _client(database_url, triggers)
+def test_a_burst_of_deliveries_starts_one_intake_per_channel_and_one_when_the_window_closes(
+    database_url: str,
+) -> None:
+    triggers, later = Triggers(), Later()
+    client = _client(database_url, triggers, later=later)
     for number in range(10):
         assert client.post("/webhooks/shopify", content=ORDER, headers=_shopify(ORDER, f"wh-{number}")) == 200
     assert client.post("/webhooks/woocommerce", content=ORDER, headers=_woocommerce(ORDER)) == 200
     assert len(_events(database_url)) == 11
     assert triggers.channels == ["shopify", "woocommerce"]
+    # Nine Shopify deliveries came inside the window: one trailing run, due when it closes.
+    [(delay, _)] = later.scheduled
+    assert 0 < delay <= 30
+    later.run()
+    assert triggers.channels == ["shopify", "woocommerce", "shopify"]
 
 
 def test_the_debounce_window_reopens() -> None:
-    now = [100.0]
-    debounce = Debounce(30, clock=lambda: now[0])
-    assert debounce.ready("shopify") and not debounce.ready("shopify")
+    now, later, gone = [100.0], Later(), []
+    debounce = Debounce(30, clock=lambda: now[0], later=later)
+    assert debounce.ready("shopify", lambda: gone.append("trailing"))
+    assert later.scheduled == []
     now[0] += 29.9
-    assert not debounce.ready("shopify")
+    assert not debounce.ready("shopify", lambda: gone.append("trailing"))
+    assert not debounce.ready("shopify", lambda: gone.append("twice"))  # folded into the one already due
+    assert [round(delay, 6) for delay, _ in later.scheduled] == [0.1]
     now[0] += 0.1
-    assert debounce.ready("shopify")
+    later.run()
+    assert gone == ["trailing"]
+    # The trailing go opened a window of its own.
+    now[0] += 29.9
+    assert not debounce.ready("shopify", lambda: gone.append("next"))
+    now[0] += 0.1
+    assert len(later.scheduled) == 1
+    later.run()
+    now[0] += 30
+    assert debounce.ready("shopify", lambda: gone.append("unused"))
+    assert gone == ["trailing", "next"]
+
+
+def test_the_trailing_go_fires_on_a_real_timer() -> None:
+    fired = threading.Event()
+    debounce = Debounce(0.05)
+    assert debounce.ready("woocommerce", fired.set)
+    assert not debounce.ready("woocommerce", fired.set)
+    assert not fired.is_set() and fired.wait(5)
+
+
+def test_a_lone_delivery_schedules_nothing_after_it(database_url: str) -> None:
+    triggers, later = Triggers(), Later()
+    assert _client(database_url, triggers, later=later).post("/webhooks/shopify", content=ORDER, headers=_shopify(ORDER)) == 200
+    assert triggers.channels == ["shopify"] and later.scheduled == []
 
 
 def test_a_failing_trigger_still_answers_200_and_keeps_the_event(database_url: str) -> None:
