@@ -812,11 +812,17 @@ def prime(spec: dict[str, Any]) -> dict[str, Any]:
 ROLES = {"ours": ours, "floor": floor, "naive": naive, "prime": prime, "floor_pages": floor_pages}
 
 
+def _all_roles() -> dict[str, Any]:
+    from bench.restock_worker import ROLES as RESTOCK
+
+    return ROLES | RESTOCK
+
+
 def main(argv: list[str]) -> int:
     role, spec = argv[0], json.loads(argv[1])
     real_stdout, sys.stdout = sys.stdout, sys.stderr  # standard output carries the report only
     try:
-        report = ROLES[role](spec)
+        report = _all_roles()[role](spec)
     finally:
         sys.stdout = real_stdout
     print(json.dumps(report), flush=True)

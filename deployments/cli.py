@@ -68,9 +68,37 @@ def _cmd_import_orders(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_import_count(args: argparse.Namespace) -> int:
+    from deployments.importing import CountRefused, import_count
+    from domain.catalog import RowError
+    from models.db import upgrade
+
+    url = _settings().database_url
+    upgrade(url)
+    try:
+        report = import_count(url, Path(args.file), args.by)
+    except CountRefused as exc:
+        for line, why in exc.problems:
+            print(f"{args.file}:{line}: {why}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (RowError, FileNotFoundError) as exc:
+        print(f"error: {exc}; nothing booked", file=sys.stderr)
+        return 2
+    for row in report["variances"]:
+        if row["variance"]:
+            value = f" ({row['value']} at cost)" if row["value"] is not None else ""
+            print(f"{row['sku']} @ {row['location']}: expected {row['expected']}, counted {row['counted']}, "
+                  f"variance {row['variance']:+d}{value}", file=sys.stderr)
+    print(json.dumps(report))
+    return 0
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     if args.entity == "orders":
         return _cmd_import_orders(args)
+    if args.entity == "count":
+        return _cmd_import_count(args)
     from deployments.importing import import_catalog, import_stock
     from domain.catalog import RowError
     from models.db import upgrade
@@ -104,6 +132,60 @@ def _cmd_export(args: argparse.Namespace) -> int:
     with unit_of_work(url) as session:
         count = write_records(EXPORTS[args.entity](session, include_pii=args.include_pii), args.format, output)
     print(f"{count} {args.entity} records" + (f" written to {output}" if output else ""), file=sys.stderr)
+    return 0
+
+
+def _cmd_approvals(args: argparse.Namespace) -> int:
+    from deployments.purchasing import list_approvals
+    from models.db import upgrade
+
+    url = _settings().database_url
+    upgrade(url)
+    waiting = list_approvals(url)
+    if args.json:
+        print(json.dumps(waiting))
+    else:
+        for item in waiting:
+            print(f"{item['id']:>6}  {item['kind']:<16} {item['subject']:<28} {item['amount']:>12} {item['currency']}  since {item['since']}")
+        print(f"{len(waiting)} waiting", file=sys.stderr)
+    return 0
+
+
+def _cmd_approve(args: argparse.Namespace) -> int:
+    from deployments.purchasing import approve
+    from models.db import upgrade
+    from models.purchasing_store import DecisionError
+
+    url = _settings().database_url
+    upgrade(url)
+    try:
+        decision, warning = approve(url, args.id, args.by, not args.deny, args.note)
+    except DecisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps(decision))
+    return 0
+
+
+def _cmd_receive(args: argparse.Namespace) -> int:
+    from deployments.purchasing import DeliveryFileError, receive
+    from domain.purchasing import ReceiptError
+    from models.db import upgrade
+
+    url = _settings().database_url
+    upgrade(url)
+    try:
+        report = receive(url, args.number, Path(args.file), args.by)
+    except (DeliveryFileError, ReceiptError, FileNotFoundError) as exc:
+        print(f"error: {exc}; nothing booked", file=sys.stderr)
+        return 2
+    for sku, units in report["over"].items():
+        print(f"over-delivered: {sku} +{units}", file=sys.stderr)
+    for sku, units in report["under"].items():
+        print(f"still to come: {sku} {units}", file=sys.stderr)
+    print(json.dumps(report))
     return 0
 
 
@@ -170,12 +252,30 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_cmd_export)
 
     imports = commands.add_parser("import", help="import a CSV file")
-    imports.add_argument("entity", choices=["catalog", "stock", "orders"])
+    imports.add_argument("entity", choices=["catalog", "stock", "orders", "count"])
     imports.add_argument("file")
     imports.add_argument("--channel", help="orders: the channel they belong to, e.g. amazon")
     imports.add_argument("--mapping", help="orders: a bundled mapping (amazon) or a mapping TOML file")
     imports.add_argument("--json", action="store_true", help="orders: print exactly one JSON summary on stdout")
+    imports.add_argument("--by", default="clerk", help="count: who counted (goes to the ledger)")
     imports.set_defaults(handler=_cmd_import)
+
+    approvals = commands.add_parser("approvals", help="list what waits for a person")
+    approvals.add_argument("--json", action="store_true", help="print one JSON array on stdout")
+    approvals.set_defaults(handler=_cmd_approvals)
+
+    decide = commands.add_parser("approve", help="approve (or --deny) one waiting item")
+    decide.add_argument("id", type=int)
+    decide.add_argument("--by", required=True, help="who decides (goes to the audit log)")
+    decide.add_argument("--deny", action="store_true")
+    decide.add_argument("--note")
+    decide.set_defaults(handler=_cmd_approve)
+
+    receive = commands.add_parser("receive", help="book a supplier delivery against a purchase order")
+    receive.add_argument("number", help="the purchase order number, e.g. PO-20261126-ACME")
+    receive.add_argument("file", help="CSV with columns sku,quantity")
+    receive.add_argument("--by", default="clerk", help="who booked it (goes to the ledger and audit log)")
+    receive.set_defaults(handler=_cmd_receive)
 
     serve = commands.add_parser("serve", help="serve every deployment with its schedule")
     serve.set_defaults(handler=_cmd_serve)

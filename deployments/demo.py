@@ -159,13 +159,44 @@ def _print_summary(label: str, summary: dict[str, Any]) -> None:
         print("   reasons: " + ", ".join(f"{k}={v}" for k, v in reasons.items()))
 
 
+def _write_config(workdir: Path, catalog_rows: list[dict[str, Any]]) -> Path:
+    """clerk.toml naming every supplier of the catalog, each with a sandbox mailbox."""
+    suppliers = sorted({row["supplier"] for row in catalog_rows if row.get("supplier")})
+    lines = ['[approvals]', 'purchase_order_above = "5000.00"', '']
+    for name in suppliers:
+        slug = "".join(ch for ch in name.lower() if ch.isascii() and ch.isalnum()) or "supplier"
+        lines += [f'[suppliers."{name}"]', f'email = "orders@{slug}.example"', '']
+    path = workdir / "clerk.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _restock_night(workdir: Path, url: str) -> tuple[list[tuple[str, tuple[dict[str, Any], bool]]], list[str]]:
+    """Two restock checks of one night, and a clerk approving the first order that waits."""
+    from deployments.purchasing import approve, list_approvals
+    from deployments.runs import run_flow
+
+    runs = [("restock-check #1: tonight's review", run_flow("restock-check", {})),
+            ("restock-check #2: the same night again", run_flow("restock-check", {}))]
+    notes = []
+    waiting = list_approvals(url)
+    if waiting:
+        decision, warning = approve(url, waiting[0]["id"], "demo-clerk", True, "approved in the demo")
+        notes.append(f"{decision['subject']} ({waiting[0]['amount']} {waiting[0]['currency']}) {decision['decision']} "
+                     f"by demo-clerk" + (f"; {warning}" if warning else ", mailed to its supplier"))
+    notes.append(f"{len(waiting) - 1 if waiting else 0} more purchase orders still wait (`clerk approvals`)")
+    return runs, notes
+
+
 def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
-    """A simulated day: three channels over one store, three intake runs, webhooks, alerts, exports."""
+    """A simulated day: three channels over one store, three intake runs, webhooks, a restock night
+    with purchase orders mailed and one approved, alerts, exports."""
     from deployments.importing import import_catalog, import_stock
     from deployments.runs import run_flow
     from deployments.writers import write_records
     from integrations import wiring
     from models.db import unit_of_work, upgrade
+    from integrations.sandbox.smtp import SmtpSandbox
     from models.exports import EXPORTS
 
     if workdir.exists():
@@ -174,12 +205,14 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
     url = f"sqlite:///{(workdir / 'clerk.db').resolve()}"
     print(f"Starting the Shopify, WooCommerce, Magento and Slack sandboxes over one seeded store of {orders} orders…",
           flush=True)
-    with running_sandboxes(orders, seed) as sandboxes:
+    with running_sandboxes(orders, seed) as sandboxes, SmtpSandbox() as mail:
+        store = sandboxes.channels["shopify"].store  # every channel's view shares the catalog and stock
         secrets = {f"CLERK_{channel.upper()}_WEBHOOK_SECRET": secret for channel, secret in WEBHOOK_SECRETS.items()}
-        os.environ.update(sandboxes.env | secrets | {"CLERK_DATABASE_URL": url})
+        office = {"CLERK_DATABASE_URL": url, "CLERK_SMTP_URL": mail.url, "CLERK_SMTP_FROM": "buyer@clerk.example",
+                  "CLERK_CONFIG": str(_write_config(workdir, store.catalog_rows()))}
+        os.environ.update(sandboxes.env | secrets | office)
         wiring.reset()
         upgrade(url)
-        store = sandboxes.channels["shopify"].store  # every channel's view shares the catalog and stock
         catalog = import_catalog(url, _write_csv(workdir / "catalog.csv", store.catalog_rows()))
         stock = import_stock(url, _write_csv(workdir / "stock.csv", store.stock_rows()))
         print(f"Imported {catalog.landed} catalog rows and {stock.landed} stock counts.", flush=True)
@@ -195,6 +228,14 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
                      run_flow("order-intake", {})))
         for label, (summary, _) in runs:
             _print_summary(label, summary)
+        restock, approvals = _restock_night(workdir, url)
+        for label, (summary, _) in restock:
+            print(f"\n== {label}\n   " + "  ".join(f"{k}={v}" for k, v in summary.items() if k not in ("flow", "review_day")))
+        print("\n== Approvals\n   " + "\n   ".join(approvals))
+        print(f"\n== Purchase orders the SMTP sandbox received ({len(mail.messages)})")
+        for message in mail.messages:
+            print(f"   {message.message['Subject']} -> {', '.join(message.rcpt_to)}")
+        runs += restock
 
         print("\n== Signed webhook deliveries to the `clerk webhooks` app, before run #3")
         for channel, (status, nudged) in deliveries.items():
@@ -205,11 +246,12 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
 
         written = []
         with unit_of_work(url) as session:
-            for entity, fmt in (("orders", "jsonl"), ("orders", "csv"), ("orders", "xlsx"), ("quarantine", "jsonl")):
+            for entity, fmt in (("orders", "jsonl"), ("orders", "csv"), ("orders", "xlsx"), ("quarantine", "jsonl"),
+                                ("inventory", "csv"), ("purchase-orders", "jsonl")):
                 path = workdir / "exports" / f"{entity}.{fmt}"
                 count = write_records(EXPORTS[entity](session), fmt, path)
                 written.append(f"{path} ({count} records)")
-        print("\n== Exports (as `clerk export orders|quarantine --format FMT --output PATH` writes them)\n   "
+        print("\n== Exports (as `clerk export ENTITY --format FMT --output PATH` writes them)\n   "
               + "\n   ".join(written))
         print(f"\nDatabase: {url}")
     every_nudged = all(nudged for _, nudged in deliveries.values())

@@ -13,6 +13,9 @@ from typing import Any
 FLOWS = {
     "order-intake": "flows.order_intake:order_intake",
     "import-orders": "flows.order_import:import_orders",
+    "restock-check": "flows.restock_check:restock_check",
+    "sync-stock": "flows.stock_sync:stock_sync",
+    "await-approval": "flows.approvals:await_approval",
 }
 
 

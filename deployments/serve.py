@@ -6,15 +6,22 @@ from prefect import serve
 
 from deployments.runs import install_redaction, load_flow
 
-# name -> (flow, schedule in seconds); mirrors prefect.yaml for workers.
-SCHEDULES = {"order-intake": 15 * 60}
+# name -> schedule (`interval` in seconds, or a `cron` line in UTC); mirrors prefect.yaml for workers.
+SCHEDULES: dict[str, dict[str, int | str]] = {
+    "order-intake": {"interval": 15 * 60},
+    "restock-check": {"cron": "30 2 * * *"},  # nightly, after the day's last intake runs
+    "sync-stock": {"interval": 15 * 60},
+}
+# Started by other runs, never on a schedule; many may wait at once, so no concurrency limit.
+ON_DEMAND = ("await-approval",)
 
 
 def deployments() -> list:  # type: ignore[type-arg]
-    return [
-        load_flow(name).to_deployment(name=name, interval=seconds, concurrency_limit=1)
-        for name, seconds in SCHEDULES.items()
+    scheduled = [
+        load_flow(name).to_deployment(name=name, concurrency_limit=1, **schedule)
+        for name, schedule in SCHEDULES.items()
     ]
+    return scheduled + [load_flow(name).to_deployment(name=name) for name in ON_DEMAND]
 
 
 def serve_all() -> None:

@@ -58,3 +58,28 @@ def summarise(flow: str, items: Sequence[NeedsAttention]) -> AlertText | None:
     if len(reasons_by_ref) > MAX_LISTED:
         listed.append(f"… and {len(reasons_by_ref) - MAX_LISTED} more (clerk export orders / quarantine)")
     return AlertText(incident, f"{flow}: " + ", ".join(parts), tuple(listed), counts)
+
+
+def summarise_restock(
+    at_risk: Sequence[str], stockouts: Sequence[str], no_supplier: Sequence[str], awaiting: Sequence[str]
+) -> AlertText | None:
+    """One alert for the SKUs running short and the purchase orders waiting for a person.
+
+    The incident is a digest of exactly what is listed, not of the day: tomorrow's check
+    finding the same SKUs at risk and the same orders waiting sends nothing new.
+    """
+    groups = {"stockout": sorted(stockouts), "at_risk": sorted(at_risk),
+              "no_supplier": sorted(no_supplier), "awaiting_approval": sorted(awaiting)}
+    if not any(groups.values()):
+        return None
+    digest = hashlib.sha256(repr(sorted(groups.items())).encode()).hexdigest()[:24]
+    words = {"stockout": "out of stock", "at_risk": "at risk (cover shorter than lead time)",
+             "no_supplier": "below reorder point with no supplier in the catalog",
+             "awaiting_approval": "purchase orders waiting for approval"}
+    lines = []
+    for group, items in groups.items():
+        if items:
+            shown = ", ".join(items[:MAX_LISTED]) + (f" … and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+            lines.append(f"{len(items)} {words[group]}: {shown}")
+    title = "restock-check: " + ", ".join(f"{len(items)} {group.replace('_', ' ')}" for group, items in groups.items() if items)
+    return AlertText(f"restock-check:{digest}", title, tuple(lines), {group: len(items) for group, items in groups.items() if items})

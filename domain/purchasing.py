@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,12 @@ def draft_purchase_orders(
             tuple(lines), total, total > approval_above,
         ))
     return drafts
+
+
+def lead_time_spread(observed: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Supplier -> sample standard deviation of its observed lead times, in days; a supplier
+    seen fewer than twice has none to speak of (0)."""
+    return {supplier: statistics.stdev(days) if len(days) > 1 else 0.0 for supplier, days in observed.items()}
 
 
 class ReceiptError(ValueError):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prefect import get_run_logger
+from prefect.runtime import flow_run
 
 from domain.attention import summarise
 from domain.redact import redact
@@ -46,3 +50,13 @@ def report_trouble(flow: str, flow_run_id: str | None, link: str | None, error: 
         send_alert.fn(alert)
     except Exception as exc:  # noqa: BLE001 - the original error is re-raised by the caller
         get_run_logger().warning("could not post the failure alert: %s", type(exc).__name__)
+
+
+@contextmanager
+def trouble_reported(flow_name: str) -> Iterator[None]:
+    """Runs a flow's work; a failure is posted to the clerks (best effort), then raised."""
+    try:
+        yield
+    except Exception as exc:
+        report_trouble(flow_name, flow_run.get_id(), run_link(), exc)
+        raise

@@ -1,8 +1,9 @@
 """import-orders: a marketplace's orders file taken in exactly as order intake takes a channel's orders.
 
-Each batch of the file goes through order intake's own steps (check, decide, store, tally):
-the same reason codes, holds, quarantine and reservations. The channel's sync watermark is
-written back as it was, so a real channel of the same name carries on undisturbed.
+The file is read a batch at a time, and each batch goes through order intake's own steps
+(check, decide, store, tally): the same reason codes, holds, quarantine and reservations. The
+channel's sync watermark is written back as it was, so a real channel of the same name carries
+on undisturbed.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from domain.intake import Outcome, Tally
 from domain.orders import PriceTolerance
 from domain.reasons import ALL_REASONS
 from flows.alerting import run_link, tell_clerks
-from flows.order_intake import process_batch, trouble_reported
+from flows.alerting import trouble_reported
+from flows.order_intake import process_batch
 from integrations import wiring
 from integrations.marketplace_csv import OrderFile, load_mapping
+from integrations.protocols import Payload
 from integrations.settings import Intake, cached_settings
 from models.intake import payload_digest
 from tasks.orders import fetch_changed_orders, load_watermark, read_quarantine_notes
@@ -42,38 +45,46 @@ def _serving(source: OrderFile) -> Iterator[None]:
         wiring.forget_order_source(source.channel)
 
 
-def _take_in(source: OrderFile, tally: Tally, settings: Intake, tolerance: PriceTolerance) -> None:
+def _take_in(source: OrderFile, tally: Tally, settings: Intake, tolerance: PriceTolerance) -> list[dict[str, Any]]:
+    """The file a batch at a time, as it is read: only one batch of its orders is ever in memory.
+
+    Returns:
+        The lines a clerk should look at (see `_problems`).
+    """
     channel = source.channel
     # Written back with every batch unchanged: an import neither moves the watermark nor loses a backfill's place.
     state = load_watermark(channel).state
+    problems: list[dict[str, Any]] = []
     cursor = None
     while True:
         page = fetch_changed_orders(channel, None, cursor, settings.batch_size)
         if page.payloads:
             process_batch(channel, page.payloads, tally, tolerance, None, state)
+            problems += _problems(channel, page.payloads, tally)
         if page.cursor is None:
-            return
+            return sorted(problems, key=lambda problem: (problem["line"], problem["reason"]))
         cursor = page.cursor
 
 
-def _problems(source: OrderFile, tally: Tally) -> list[dict[str, Any]]:
-    """Each quarantined payload and each newly held order, at the line a clerk should look at."""
-    channel = source.channel
-    digests = {payload_digest(payload): payload for payload in source.payloads}
-    notes = read_quarantine_notes(channel, sorted(digests))
+def _problems(channel: str, payloads: list[Payload], tally: Tally) -> list[dict[str, Any]]:
+    """Each quarantined payload and each newly held order of one batch, at the line a clerk should look at."""
+    quarantined = {payload_digest(payload): payload for payload in payloads if payload["order_id"] is None
+                   or tally.outcomes.get((channel, payload["order_id"])) == Outcome.QUARANTINED}
+    notes = read_quarantine_notes(channel, sorted(quarantined)) if quarantined else {}
     problems = []
-    for digest, payload in digests.items():
-        lines = [row["line"] for row in payload["rows"]]
-        key = (channel, payload["order_id"])
-        if digest in notes and (payload["order_id"] is None or tally.outcomes.get(key) == Outcome.QUARANTINED):
+    for digest, payload in quarantined.items():
+        if digest in notes:
             reason, detail = notes[digest]
+            lines = [row["line"] for row in payload["rows"]]
             named = _NAMED_LINE.match(detail)
             line = int(named.group(1)) if named and int(named.group(1)) in lines else lines[0]
             problems.append({"line": line, "order_id": payload["order_id"], "reason": reason, "detail": detail})
-        elif key in tally.held:
-            problems.extend({"line": lines[0], "order_id": payload["order_id"], "reason": reason,
+    for payload in payloads:
+        key = (channel, payload["order_id"])
+        if key in tally.held:
+            problems.extend({"line": payload["rows"][0]["line"], "order_id": payload["order_id"], "reason": reason,
                              "detail": f"order {payload['order_id']} held"} for reason in tally.reasons[key])
-    return sorted(problems, key=lambda problem: (problem["line"], problem["reason"]))
+    return problems
 
 
 @flow(name=FLOW)
@@ -94,8 +105,7 @@ def import_orders(path: str, channel: str, mapping: str | None = None) -> dict[s
     with trouble_reported(FLOW):
         source = OrderFile(Path(path), channel, load_mapping(mapping))
         with _serving(source):
-            _take_in(source, tally, intake, tolerance)
-        problems = _problems(source, tally)
+            problems = _take_in(source, tally, intake, tolerance)
         alerts_sent = tell_clerks(FLOW, flow_run.get_id(), run_link())
     summary = {
         "flow": FLOW,

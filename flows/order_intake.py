@@ -26,7 +26,7 @@ from domain.intake import Tally, decide_batch
 from domain.orders import PriceTolerance
 from domain.reasons import ALL_REASONS
 from domain.stock import Claim, allocate
-from flows.alerting import report_trouble, run_link, tell_clerks
+from flows.alerting import run_link, tell_clerks, trouble_reported
 from integrations.protocols import OrderExport, Payload
 from integrations.settings import Intake, cached_settings
 from integrations.wiring import enabled_channels, order_source
@@ -158,16 +158,6 @@ def _publish(summary: dict[str, Any]) -> None:
     reasons = [{"reason": code, "count": count} for code, count in summary["reasons"].items() if count]
     if reasons:
         create_table_artifact(reasons, key="order-intake-reasons", description="Held and quarantined, by reason")
-
-
-@contextmanager
-def trouble_reported(flow_name: str) -> Iterator[None]:
-    """Runs a flow's work; a failure is posted to the clerks (best effort), then raised."""
-    try:
-        yield
-    except Exception as exc:
-        report_trouble(flow_name, flow_run.get_id(), run_link(), exc)
-        raise
 
 
 @flow(name=FLOW)

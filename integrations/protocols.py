@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from domain.orders import ChannelOrder
+from domain.stock_sync import Push
 
 Payload = dict[str, Any]
 
@@ -104,12 +105,18 @@ class OrderExport(Protocol):
         """Order payloads from a downloaded export, `batch_size` at a time."""
 
 
-@dataclass(frozen=True, slots=True)
-class StockLevel:
-    """Units a channel should show as available for one SKU."""
+# Units a channel should show as available for one SKU, and what Clerk last pushed there.
+StockLevel = Push
 
-    sku: str
-    available: int
+
+@dataclass(frozen=True, slots=True)
+class StockReport:
+    """What `set_stock` found and did, by SKU (see `domain.stock_sync.judge`)."""
+
+    written: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)  # the channel showed the wanted count
+    conflicts: dict[str, int] = field(default_factory=dict)  # SKU -> the count found there, left as it was
+    unknown: list[str] = field(default_factory=list)  # SKUs the channel does not sell
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,19 +134,29 @@ class OrderWriter(Protocol):
 
     Every call carries Clerk's deterministic `key` (from the side-effect ledger) and is safe
     to repeat: the vendor's idempotency key where it has one, else the key is written with
-    the change and looked for before writing again. Each returns the vendor's reference.
+    the change and looked for before writing again. Each returns the vendor's reference,
+    but for `set_stock`, which reports by SKU.
     """
 
     channel: str
 
-    def set_stock(self, levels: Sequence[StockLevel], key: str) -> list[str]:
-        """Sets available units per SKU; returns the SKUs the channel does not sell."""
+    def set_stock(self, levels: Sequence[StockLevel], key: str) -> StockReport:
+        """Sets available units per SKU, compared first with what the channel shows: a count
+        already as wanted is not written, and one that is neither that nor the level's
+        `last_pushed` (changed on the channel since) is reported as a conflict, not overwritten.
+        Where the channel has compare-and-set the write carries the count it was compared with;
+        elsewhere counts are absolute, and one whose write lost its answer reads back as written.
+        """
 
     def add_order_note(self, external_id: str, note: str, key: str) -> str:
         """Adds a note for staff (never the buyer) to an order."""
 
     def fulfill(self, external_id: str, lines: Mapping[str, int], tracking: Tracking | None, key: str) -> str:
-        """Marks units (by SKU) of an order shipped, with tracking when there is one."""
+        """Marks units (by SKU) of an order shipped, with tracking when there is one.
+
+        A channel that records a shipment from several locations as several documents
+        (Shopify: a fulfillment per location) returns their references joined by ",".
+        """
 
     def refund(self, external_id: str, lines: Mapping[str, int], amount: Decimal, reason: str, key: str) -> str:
         """Refunds `amount` in the order's currency for units (by SKU) of the order.
@@ -166,3 +183,80 @@ class Notifier(Protocol):
 
     def send(self, alert: Alert) -> str | None:
         """Posts the alert; returns the message reference (Slack `ts`) when there is one."""
+
+
+class InvalidEmail(ValueError):
+    """An `Email` that cannot be sent as given; `reason` names what is wrong."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+Attachment = tuple[str, str, bytes]  # (filename, content type such as application/pdf, content)
+
+# Characters no plain address or Message-ID holds (RFC 5322 specials and spaces).
+_NOT_IN_ADDRESS = frozenset(' \t<>()[]\\,;:"')
+
+
+def _is_plain_address(text: str, dotted: bool = True) -> bool:
+    """`local@domain` in printable ASCII; `dotted` asks for a domain with a dot, as mail hosts have."""
+    local, _, domain = text.rpartition("@")
+    return (
+        text.isascii() and text.isprintable() and not _NOT_IN_ADDRESS & set(text)
+        and bool(local) and "@" not in local and bool(domain.strip("."))
+        and (not dotted or "." in domain.strip("."))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """One message to send.
+
+    `message_id` comes from the caller and is deterministic (`<po-PO-20261126-ACME@clerk>`):
+    a retried send carries the same Message-ID, so it is the key to tell a resend from a
+    new message.
+
+    Raises:
+        InvalidEmail: `bad_recipient`, `bad_subject`, `bad_message_id` or `bad_attachment`.
+    """
+
+    to: str  # one plain address, no display name
+    subject: str
+    body: str
+    message_id: str
+    attachments: tuple[Attachment, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _is_plain_address(self.to):
+            raise InvalidEmail("bad_recipient", "`to` must be one plain address, name@domain.tld")
+        if not self.subject.strip() or not self.subject.isprintable():
+            raise InvalidEmail("bad_subject", "the subject must be one non-blank line")
+        if not (self.message_id[:1] == "<" and self.message_id[-1:] == ">"
+                and _is_plain_address(self.message_id[1:-1], dotted=False)):
+            raise InvalidEmail("bad_message_id", f"{self.message_id!r} is not of the form <id@domain>")
+        attachments = tuple(tuple(item) for item in self.attachments)
+        for item in attachments:
+            if len(item) != 3 or not item[0] or str(item[1]).count("/") != 1 or not isinstance(item[2], bytes):
+                raise InvalidEmail("bad_attachment", "each attachment is (filename, type/subtype, bytes)")
+        object.__setattr__(self, "attachments", attachments)
+
+    @property
+    def recipient_domain(self) -> str:
+        """The part after `@`: all that logs show of the recipient."""
+        return self.to.rpartition("@")[2].lower()
+
+
+class Mailer(Protocol):
+    """Where mail goes (an SMTP server, or the log when CLERK_SMTP_URL is not set)."""
+
+    def send(self, email: Email) -> str:
+        """Hands the message over once, without retrying; returns its Message-ID.
+
+        Raises:
+            integrations.mail.TransientMailError: another attempt may succeed (a 4xx reply,
+                a refused or dropped connection, a timeout). When `maybe_sent` is true the
+                server may have taken the message all the same: the Message-ID, unchanged
+                on the retry, is what tells the two copies apart.
+            integrations.mail.MailRefused: the server refused for good (a 5xx reply).
+        """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from integrations.protocols import Notifier, OrderSource
+from integrations.protocols import Mailer, Notifier, OrderSource
 from integrations.settings import Settings, cached_settings
 
 # A one-off source for this process (a file being imported), found before any built from settings.
@@ -63,9 +63,18 @@ def notifier() -> Notifier:
     return build_notifier(cached_settings())
 
 
+@cache
+def mailer() -> Mailer:
+    """SMTP when configured, else the log."""
+    from integrations.mail import build_mailer
+
+    return build_mailer(cached_settings())
+
+
 def reset() -> None:
     """Forgets cached settings and clients (after the environment changed, e.g. in tests)."""
     cached_settings.cache_clear()
     _built_order_source.cache_clear()
     _registered.clear()
     notifier.cache_clear()
+    mailer.cache_clear()

@@ -6,12 +6,13 @@ from models.catalog import Product, Variant
 from models.customers import Customer, CustomerAccount, CustomerPII
 from models.ledger import SideEffect
 from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
-from models.stock import StockMovement
+from models.purchasing import Approval, PurchaseOrder, PurchaseOrderLine
+from models.stock import ChannelStock, RestockFigure, StockMovement
 from models.sync import SyncWatermark
 from models.webhooks import WebhookEvent
 
 __all__ = [
-    "AuditEntry", "Base", "Customer", "CustomerAccount", "CustomerPII", "Order", "OrderAddress", "OrderHold",
-    "OrderLine", "Product", "QuarantinedPayload", "SentAlert", "SideEffect", "StockMovement",
+    "Approval", "AuditEntry", "Base", "ChannelStock", "Customer", "CustomerAccount", "CustomerPII", "Order", "OrderAddress", "OrderHold",
+    "OrderLine", "Product", "PurchaseOrder", "PurchaseOrderLine", "QuarantinedPayload", "RestockFigure", "SentAlert", "SideEffect", "StockMovement",
     "SyncWatermark", "Variant", "WebhookEvent",
 ]

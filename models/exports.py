@@ -8,11 +8,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from models.catalog import Variant
 from models.customers import CustomerPII
 from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
+from models.purchasing import PurchaseOrder, PurchaseOrderLine
+from models.restock import incoming as incoming_units
+from models.stock import RestockFigure, StockMovement
 
 CHUNK = 2000
 
@@ -83,4 +87,59 @@ def quarantine(session: Session, include_pii: bool = False) -> Iterator[dict[str
             yield record
 
 
-EXPORTS = {"orders": orders, "quarantine": quarantine}
+def inventory(session: Session, include_pii: bool = False) -> Iterator[dict[str, Any]]:
+    """Stock per SKU and location from the ledger, with the last restock check's figures;
+    a catalog SKU the ledger never saw shows at `main` with nothing on hand."""
+    levels = {
+        (sku, location): (int(on_hand or 0), int(reserved or 0))
+        for sku, location, on_hand, reserved in session.execute(
+            select(StockMovement.sku, StockMovement.location, func.sum(StockMovement.on_hand_delta),
+                   func.sum(StockMovement.reserved_delta))
+            .group_by(StockMovement.sku, StockMovement.location)
+        )
+    }
+    seen = {sku for sku, _ in levels}
+    for sku in session.scalars(select(Variant.sku)):
+        if sku not in seen:
+            levels[(sku, "main")] = (0, 0)
+    figures = {f.sku: f for f in session.scalars(select(RestockFigure))}
+    coming = incoming_units(session)
+    for (sku, location), (on_hand, reserved) in sorted(levels.items()):
+        figure = figures.get(sku)
+        yield {
+            "sku": sku, "location": location, "on_hand": on_hand, "reserved": reserved,
+            "available": on_hand - reserved, "incoming": coming.get(sku, 0),
+            "reorder_point": figure.reorder_point if figure else None,
+            "days_of_cover": figure.days_of_cover if figure else None,
+        }
+
+
+def stock_valuation(session: Session, include_pii: bool = False) -> Iterator[dict[str, Any]]:
+    """On hand at cost per SKU and location (`value` null when the catalog has no cost)."""
+    costs = {sku: (cost, currency) for sku, cost, currency in session.execute(select(Variant.sku, Variant.cost, Variant.currency))}
+    for row in inventory(session):
+        cost, currency = costs.get(row["sku"], (None, None))
+        yield {"sku": row["sku"], "location": row["location"], "on_hand": row["on_hand"], "unit_cost": _money(cost),
+               "value": _money(cost * row["on_hand"]) if cost is not None else None, "currency": currency}
+
+
+def purchase_orders(session: Session, include_pii: bool = False) -> Iterator[dict[str, Any]]:
+    """Every purchase order with its lines, oldest first."""
+    last = 0
+    while True:
+        chunk = session.scalars(select(PurchaseOrder).where(PurchaseOrder.id > last).order_by(PurchaseOrder.id).limit(CHUNK)).all()
+        if not chunk:
+            return
+        last = chunk[-1].id
+        lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for line in session.scalars(select(PurchaseOrderLine).where(PurchaseOrderLine.purchase_order_id.in_([p.id for p in chunk]))
+                                    .order_by(PurchaseOrderLine.sku)):
+            lines[line.purchase_order_id].append({"sku": line.sku, "quantity": line.quantity,
+                                                  "unit_cost": _money(line.unit_cost), "received": line.received})
+        for po in chunk:
+            yield {"number": po.number, "supplier": po.supplier, "status": po.status, "created_at": _iso(po.created_at),
+                   "sent_at": _iso(po.sent_at), "lines": lines.get(po.id, []), "total": _money(po.total), "currency": po.currency}
+
+
+EXPORTS = {"orders": orders, "quarantine": quarantine, "inventory": inventory, "purchase-orders": purchase_orders,
+           "stock-valuation": stock_valuation}

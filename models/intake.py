@@ -18,6 +18,7 @@ from domain.intake import Decision, Known, Outcome, Rejection
 from domain.orders import CatalogPrice, ChannelOrder, Status
 from domain.reasons import Hold
 from domain.redact import redact
+from domain.stock import Movement
 from models.base import utcnow
 from models.catalog import Variant
 from models.customers import Customer, CustomerAccount, CustomerPII
@@ -311,7 +312,7 @@ def _store_reservations(
         held = known[decision.order.external_id][1].reserved if decision.order.external_id in known else {}
         for sku, delta in sorted(reservation_changes(held, decision.reservation).items()):
             movements.append({
-                "sku": sku, "location": "main", "kind": "reserve" if delta > 0 else "release",
+                "sku": sku, "location": "main", "kind": (Movement.RESERVATION if delta > 0 else Movement.RELEASE).value,
                 "on_hand_delta": 0, "reserved_delta": delta, "order_id": ids[decision.order.external_id],
                 "created_at": now,
             })
@@ -424,9 +425,64 @@ def release_for_stock(session: Session, granted: Sequence[tuple[int, dict[str, i
         session.execute(update(Order).where(Order.id.in_(chunk)).values(status=Status.ACCEPTED.value, updated_at=now))
         session.execute(delete(OrderHold).where(OrderHold.order_id.in_(chunk)))
     session.execute(insert(StockMovement), [
-        {"sku": sku, "location": "main", "kind": "reserve", "on_hand_delta": 0, "reserved_delta": units,
+        {"sku": sku, "location": "main", "kind": Movement.RESERVATION.value, "on_hand_delta": 0, "reserved_delta": units,
          "order_id": order_id, "note": "stock arrived for a held order", "created_at": now}
         for order_id, wanted in granted for sku, units in sorted(wanted.items())
+    ])
+
+
+def short_skus(session: Session) -> dict[str, int]:
+    """SKUs with less on hand than is reserved (after a count or a write-off), and by how much."""
+    return {
+        sku: int(units)
+        for sku, units in session.execute(
+            select(StockMovement.sku, func.sum(StockMovement.on_hand_delta) - func.sum(StockMovement.reserved_delta))
+            .group_by(StockMovement.sku)
+            .having(func.sum(StockMovement.on_hand_delta) - func.sum(StockMovement.reserved_delta) < 0)
+        )
+    }
+
+
+def reserving_orders(session: Session, skus: Iterable[str]) -> list[tuple[int, dict[str, int]]]:
+    """Accepted orders holding units of any of `skus`, oldest first, with all they reserve."""
+    wanted = sorted(set(skus))
+    ids: set[int] = set()
+    for chunk in _chunks(wanted):
+        ids.update(session.scalars(
+            select(StockMovement.order_id)
+            .join(Order, Order.id == StockMovement.order_id)
+            .where(StockMovement.sku.in_(chunk), Order.status == Status.ACCEPTED.value)
+            .group_by(StockMovement.order_id).having(func.sum(StockMovement.reserved_delta) > 0)
+        ))
+    reserved: dict[int, dict[str, int]] = defaultdict(dict)
+    placed: dict[int, tuple[datetime, int]] = {}
+    for chunk in _chunks(sorted(ids)):
+        for order_id, placed_at, sku, units in session.execute(
+            select(StockMovement.order_id, Order.placed_at, StockMovement.sku, func.sum(StockMovement.reserved_delta))
+            .join(Order, Order.id == StockMovement.order_id)
+            .where(StockMovement.order_id.in_(chunk))
+            .group_by(StockMovement.order_id, Order.placed_at, StockMovement.sku)
+        ):
+            placed[order_id] = (placed_at, order_id)
+            if units:
+                reserved[order_id][sku] = int(units)
+    return [(order_id, reserved[order_id]) for order_id in sorted(placed, key=placed.__getitem__)]
+
+
+def hold_for_stock(session: Session, orders: Sequence[tuple[int, dict[str, int]]], note: str) -> None:
+    """Puts accepted orders back on hold `insufficient_stock`, giving back what they reserved."""
+    if not orders:
+        return
+    now = utcnow()
+    ids = [order_id for order_id, _ in orders]
+    for chunk in _chunks(ids):
+        session.execute(update(Order).where(Order.id.in_(chunk)).values(status=Status.HELD.value, updated_at=now))
+    session.execute(_rows_into(OrderHold), [
+        {"order_id": order_id, "reason": Hold.INSUFFICIENT_STOCK.value, "created_at": now} for order_id in ids])
+    session.execute(insert(StockMovement), [
+        {"sku": sku, "location": "main", "kind": Movement.RELEASE.value, "on_hand_delta": 0, "reserved_delta": -units,
+         "order_id": order_id, "note": note, "created_at": now}
+        for order_id, reserved in orders for sku, units in sorted(reserved.items())
     ])
 
 

@@ -19,8 +19,14 @@ def known_skus(session: Session, skus: Sequence[str]) -> set[str]:
     return found
 
 
-def set_on_hand(session: Session, counts: Sequence[tuple[str, str, int]], kind: str, note: str) -> int:
-    """Writes one ledger entry per (sku, location) whose on-hand count changes; returns how many."""
+def set_on_hand(
+    session: Session, counts: Sequence[tuple[str, str, int]], kind: str, note: str, actor: str | None = None
+) -> list[tuple[str, str, int, int]]:
+    """Writes one ledger entry per (sku, location) whose on-hand count changes.
+
+    Returns:
+        (sku, location, on hand before, on hand now) of every count given, changed or not.
+    """
     current = {
         (sku, location): int(units or 0)
         for sku, location, units in session.execute(
@@ -31,11 +37,11 @@ def set_on_hand(session: Session, counts: Sequence[tuple[str, str, int]], kind: 
     }
     now = utcnow()
     movements = [
-        {"sku": sku, "location": location, "kind": kind, "on_hand_delta": units - current.get((sku, location), 0),
-         "reserved_delta": 0, "note": note, "created_at": now}
+        {"sku": sku, "location": location, "kind": str(kind), "on_hand_delta": units - current.get((sku, location), 0),
+         "reserved_delta": 0, "note": note, "actor": actor, "created_at": now}
         for sku, location, units in counts
         if units != current.get((sku, location), 0)
     ]
     if movements:
         session.execute(insert(StockMovement), movements)
-    return len(movements)
+    return [(sku, location, current.get((sku, location), 0), units) for sku, location, units in counts]

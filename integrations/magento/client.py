@@ -31,8 +31,16 @@ from integrations.http import (
 )
 from integrations.magento import mapping
 from integrations.magento.mapping import SearchResult, ShapeError, Track
-from integrations.protocols import CatalogItem, OrderPage, Payload, StockLevel, Tracking, UpstreamError
-from integrations.writeback import stock_by_sku
+from integrations.protocols import (
+    CatalogItem,
+    OrderPage,
+    Payload,
+    StockLevel,
+    StockReport,
+    Tracking,
+    UpstreamError,
+)
+from integrations.writeback import ShownCounts, StockPush
 
 if TYPE_CHECKING:
     from integrations.settings import Settings
@@ -380,37 +388,34 @@ class MagentoClient(HttpClient):
 
     add_order_note = add_comment
 
-    def set_stock(self, levels: Sequence[StockLevel], key: str = "") -> list[str]:
-        """Sets absolute on-hand quantities at Clerk's source; returns the SKUs Magento lacks.
+    def set_stock(self, levels: Sequence[StockLevel], key: str = "") -> StockReport:
+        """Sets absolute quantities at Clerk's source, compared first with the quantities there
+        (see `OrderWriter.set_stock`).
 
-        Magento refuses a whole batch for one unknown SKU, so the SKUs are looked up first.
-        Quantities are absolute: repeating the call changes nothing, and `key` needs no record.
+        Magento has no compare-and-set: products and their source items are read 200 SKUs to a
+        search (`sku in ...`) just before the changed ones are saved in one `source-items` call.
+        Magento refuses a whole save for one unknown SKU, hence the products are read too.
+        Quantities are absolute, so `key` needs no record: a save whose answer was lost is read
+        back as saved.
         """
-        wanted = stock_by_sku(levels)
-        entries = list(wanted.items())
-        unknown: list[str] = []
-        for start in range(0, len(entries), _STOCK_BATCH):
-            batch = dict(entries[start:start + _STOCK_BATCH])
-            params = mapping.build_search([[mapping.Filter("sku", ",".join(batch), "in")]],
-                                          [("entity_id", "ASC")], len(batch))
-            known = {item.get("sku") for item in self._search("/products", params).items if isinstance(item, dict)}
-            unknown += [sku for sku in batch if sku not in known]
-            batch = {sku: units for sku, units in batch.items() if sku in known}
-            if batch:
-                self._save_stock(batch)
-        return unknown
+        def read(skus: list[str]) -> ShownCounts:
+            shown: dict[str, int | None] = {}
+            for start in range(0, len(skus), _STOCK_BATCH):
+                batch = skus[start:start + _STOCK_BATCH]
+                in_batch = [mapping.Filter("sku", ",".join(batch), "in")]
+                at_source = [mapping.Filter("source_code", self.source_code)]
+                products = self._send("GET", "/products", mapping.parse_search_result,
+                                      params=mapping.build_search([in_batch], [("entity_id", "ASC")], len(batch)))
+                shown |= dict.fromkeys(mapping.skus_of(products.items, batch))
+                items = self._send("GET", "/inventory/source-items", mapping.parse_search_result,
+                                   params=mapping.build_search([in_batch, at_source], [("sku", "ASC")], len(batch)))
+                shown |= {sku: units for sku, units in mapping.source_quantities(items.items).items() if sku in shown}
+            return shown
 
-    def _save_stock(self, batch: Mapping[str, int]) -> None:
-        """Saves source items once: each attempt first looks whether they already hold `batch`,
-        so a lost answer (or a repeat) writes nothing again."""
-        search = mapping.build_search([[mapping.Filter("sku", ",".join(batch), "in")],
-                                       [mapping.Filter("source_code", self.source_code)]],
-                                      [("sku", "ASC")], len(batch))
-        body = mapping.build_stock(batch, self.source_code)
+        def write(pairs: list[tuple[StockLevel, int | None]]) -> None:
+            counts = {level.sku: level.available for level, _ in pairs}
+            self._send("POST", "/inventory/source-items", _as_is, body=mapping.build_stock(counts, self.source_code))
 
-        def look() -> bool | None:
-            items = self._send("GET", "/inventory/source-items", mapping.parse_search_result, params=search).items
-            held = {i.get("sku"): i.get("quantity") for i in items if isinstance(i, dict)}
-            return True if all(held.get(sku) == units for sku, units in batch.items()) else None
-
-        self._look_then_write(look, lambda: self._send("POST", "/inventory/source-items", _as_is, body=body))
+        # A save that timed out may still be running upstream: give it as long again before reading.
+        push = StockPush(levels, read, write, wait=lambda: self._policy.sleep(self._timeout))
+        return call_with_retry(push.attempt, self._policy, "Magento")

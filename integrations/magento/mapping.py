@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -610,6 +611,28 @@ def build_comment(order_id: int, text: str, key: str) -> Payload:
         "is_visible_on_front": 0,
         "parent_id": order_id,
     }}
+
+
+def skus_of(products: Iterable[Any], skus: Collection[str]) -> list[str]:
+    """The SKUs among `skus` that a product search found."""
+    return [p["sku"] for p in products if isinstance(p, dict) and p.get("sku") in skus]
+
+
+def source_quantities(items: Iterable[Any]) -> dict[str, int]:
+    """Quantities by SKU from a source-items search. Magento prints them as decimals; one that
+    is not whole (never Clerk's) is rounded up, so it still reads as a count changed there.
+
+    Raises:
+        ShapeError: for a source item without a SKU or a quantity.
+    """
+    found = {}
+    for item in items:
+        sku = item.get("sku") if isinstance(item, dict) else None
+        quantity = item.get("quantity") if isinstance(item, dict) else None
+        if not isinstance(sku, str) or isinstance(quantity, bool) or not isinstance(quantity, int | float):
+            raise ShapeError("a source item has no sku or quantity")
+        found[sku] = math.ceil(quantity)
+    return found
 
 
 def build_stock(levels: Mapping[str, int], source_code: str) -> Payload:

@@ -26,12 +26,14 @@ ORDER_FIELDS = (
     "order_total", "taxes_included", "risk", "email", "customer_id", "phone", "ship_name", "ship_company",
     "ship_street1", "ship_street2", "ship_city", "ship_region", "ship_postal_code", "ship_country",
 )
-LINE_FIELDS = ("sku", "title", "quantity", "unit_price", "line_total", "line_discount", "line_shipping", "line_tax")
+LINE_FIELDS = ("sku", "title", "quantity", "unit_price", "line_total", "line_discount", "line_shipping", "line_tax",
+               "requires_shipping")
 FIELDS = ("order_id", *ORDER_FIELDS, *LINE_FIELDS)
 # Values of these fields may be quoted in a quarantine detail; the others may be personal data.
 SHOWN = frozenset({"order_number", "placed_at", "updated_at", "status", "currency", "shipping", "tax",
                    "order_discount", "order_total", "taxes_included", "risk", "ship_country",
-                   "quantity", "unit_price", "line_total", "line_discount", "line_shipping", "line_tax"})
+                   "quantity", "unit_price", "line_total", "line_discount", "line_shipping", "line_tax",
+                   "requires_shipping"})
 
 DEFAULT_STATUS = {
     "open": Lifecycle.OPEN, "pending": Lifecycle.OPEN, "unshipped": Lifecycle.OPEN, "paid": Lifecycle.OPEN,
@@ -44,6 +46,7 @@ DEFAULT_STATUS = {
 _FLAGS = {"true": True, "yes": True, "y": True, "1": True, "false": False, "no": False, "n": False, "0": False}
 _RISKS = {risk.value: risk for risk in Risk}
 _SETTINGS = ("delimiter", "encoding", "timezone", "date_format", "decimal_comma", "taxes_included")
+_TABLES = ("columns", "status", "requires_shipping")
 _SPACES = "\\s\u00a0\u202f"
 # Digit groups of three may be set off by the separator that is not the decimal mark, or by spaces.
 _NUMBER = {
@@ -69,6 +72,8 @@ class OrderMapping:
 
     columns: Mapping[str, Columns] = field(default_factory=lambda: {name: ((name,),) for name in FIELDS})
     status: Mapping[str, Lifecycle] = field(default_factory=lambda: dict(DEFAULT_STATUS))
+    # Whether a line's `requires_shipping` value means the merchant ships it (Amazon: "Merchant" yes, "Amazon" no).
+    requires_shipping: Mapping[str, bool] = field(default_factory=lambda: dict(_FLAGS))
     named: frozenset[str] = frozenset()  # fields a mapping file named: a missing column is worth a warning
     delimiter: str = ","
     encoding: str = "utf-8-sig"
@@ -96,13 +101,14 @@ def _word(text: str) -> str:
 
 
 def mapping_from_toml(data: Mapping[str, Any]) -> OrderMapping:
-    """An `OrderMapping` from a mapping file's TOML; its `[columns]` and `[status]` add to the defaults."""
-    unknown = sorted(set(data) - {*_SETTINGS, "columns", "status"})
+    """An `OrderMapping` from a mapping file's TOML; its `[columns]`, `[status]` and `[requires_shipping]`
+    add to the defaults."""
+    unknown = sorted(set(data) - {*_SETTINGS, *_TABLES})
     if unknown:
         raise MappingError(f"unknown setting(s) {', '.join(unknown)}; column names go under [columns]")
-    columns_table, status_table = data.get("columns", {}), data.get("status", {})
-    if not isinstance(columns_table, dict) or not isinstance(status_table, dict):
-        raise MappingError("[columns] and [status] must be tables")
+    columns_table, status_table, shipping_table = (data.get(name, {}) for name in _TABLES)
+    if not all(isinstance(table, dict) for table in (columns_table, status_table, shipping_table)):
+        raise MappingError("[columns], [status] and [requires_shipping] must be tables")
     if unknown := sorted(set(columns_table) - set(FIELDS)):
         raise MappingError(f"unknown field(s) in [columns]: {', '.join(unknown)}; known: {', '.join(FIELDS)}")
     defaults = OrderMapping()
@@ -114,8 +120,14 @@ def mapping_from_toml(data: Mapping[str, Any]) -> OrderMapping:
         if lifecycle not in {state.value for state in Lifecycle}:
             raise MappingError(f"status {word!r} maps to {lifecycle!r}; use open, fulfilled, closed or cancelled")
         status[_word(word)] = Lifecycle(lifecycle)
+    requires_shipping = dict(defaults.requires_shipping)
+    for word, ships in shipping_table.items():
+        if not isinstance(ships, bool):
+            raise MappingError(f"requires_shipping {word!r} maps to {ships!r}; use true (the merchant ships) or false")
+        requires_shipping[_word(word)] = ships
     options = {key: data[key] for key in _SETTINGS if key in data}
-    mapping = OrderMapping(columns=columns, status=status, named=frozenset(columns_table), **options)
+    mapping = OrderMapping(columns=columns, status=status, requires_shipping=requires_shipping,
+                           named=frozenset(columns_table), **options)
     _check_options(mapping)
     return mapping
 
@@ -148,23 +160,9 @@ def _cells(cells: Mapping[str, str], columns: Columns) -> list[str]:
     return values
 
 
-def group_rows(rows: Iterable[Payload], mapping: OrderMapping) -> list[Payload]:
-    """One payload per order, in order of first appearance; an order's rows need not be adjacent.
-
-    A row without an order id cannot be grouped: it becomes a payload of its own.
-    """
-    payloads: list[Payload] = []
-    by_id: dict[str, Payload] = {}
-    for row in rows:
-        order_id = ", ".join(_cells(row["cells"], mapping.columns["order_id"])) or None
-        if order_id is None:
-            payloads.append({"order_id": None, "rows": [row]})
-        elif order_id in by_id:
-            by_id[order_id]["rows"].append(row)
-        else:
-            by_id[order_id] = {"order_id": order_id, "rows": [row]}
-            payloads.append(by_id[order_id])
-    return payloads
+def order_id_of(row: Payload, mapping: OrderMapping) -> str | None:
+    """The order id a row names; None when blank (such a row cannot be grouped: it is an order of its own)."""
+    return ", ".join(_cells(row["cells"], mapping.columns["order_id"])) or None
 
 
 # -------------------------------------------------------------------------- one order
@@ -296,6 +294,8 @@ def parse_order(payload: Payload, mapping: OrderMapping, channel: str) -> Channe
         # A discount is a reduction whichever sign the export writes it with.
         discounts=abs(read.order_amount("order_discount")) + sum((line.discount for line in lines), Decimal(0)),
         taxes_included=mapping.taxes_included if taxes_included is None else taxes_included,
+        # Held for its address only if the merchant ships some of it; an order without lines is physical.
+        requires_shipping=not lines or any(line.requires_shipping for line in lines),
         ship_to=_address(read),
         customer=_customer(read),
         risk=risk or Risk.NONE,
@@ -312,6 +312,7 @@ def _line(read: _Reader, row: Payload) -> OrderLine | None:
     """The row's line; None for a row with neither SKU nor quantity (order fields only).
 
     The quantity stays as read, blank as None: whether it is a positive whole number is the suite's call.
+    A blank `requires_shipping` reads as yes: a line nobody said is digital is checked for an address.
     """
     sku = read.text(row, "sku")
     text = read.text(row, "quantity")
@@ -331,6 +332,8 @@ def _line(read: _Reader, row: Payload) -> OrderLine | None:
         quantity=quantity,
         unit_price=unit_price,
         discount=abs(read.amount(row, "line_discount") or Decimal(0)),
+        requires_shipping=read.choice(row, "requires_shipping", read.mapping.requires_shipping,
+                                      "is not in the mapping's [requires_shipping] table") is not False,
     )
 
 

@@ -1,4 +1,8 @@
-"""An orders file as an `OrderSource`: every order in the file, a batch at a time, in file order."""
+"""An orders file as an `OrderSource`: every order in the file, a batch at a time, in file order.
+
+The file is read as a stream, never whole: memory holds one batch of orders' rows and, while
+the file is first read, each order id once.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,24 @@ import csv
 import re
 import tomllib
 from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from itertools import islice
 from pathlib import Path
 
 from domain.orders import ChannelOrder
-from integrations.marketplace_csv.mapping import MappingError, OrderMapping, group_rows, mapping_from_toml, parse_order
+from integrations.marketplace_csv.mapping import MappingError, OrderMapping, mapping_from_toml, order_id_of, parse_order
 from integrations.protocols import CatalogItem, OrderPage, Payload
 
 BUNDLED = Path(__file__).parent
 # Clerk stores channel names in 40 characters; keep them plain so they read well in exports and alerts.
 _CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+
+# Where a record starts: the text file's position (to seek back to it) and its line number.
+Mark = tuple[int, int]
+_TOP: Mark = (0, 1)
 
 
 class OrderFileError(ValueError):
@@ -51,11 +62,40 @@ def load_mapping(name: str | None) -> OrderMapping:
         raise MappingError(f"{path.name}: {exc}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class OrderIndex:
+    """What one read of the whole file learns: how many orders it holds, and which are split.
+
+    A run is rows of one order next to each other (blank rows aside). Marketplace exports write
+    an order's rows as one run, but a file sorted by SKU or date, or pasted together from two
+    exports, splits orders into several runs. Such an order is served whole, at its first run:
+    its later runs are read by seeking back to where they start, and skipped where they lie. A
+    split order is never quarantined for being split, and never imported twice in halves.
+    """
+
+    orders: int
+    # order id -> the line its first run starts on (read with the rest of the file), and where each later run starts
+    split: dict[str, tuple[int, list[Mark]]]
+
+
+class OrderPayloads:
+    """A file's orders in file order, read afresh from the file each time they are walked."""
+
+    def __init__(self, source: OrderFile):
+        self._source = source
+
+    def __len__(self) -> int:
+        return self._source.index.orders
+
+    def __iter__(self) -> Iterator[Payload]:
+        return (payload for _, payload in self._source.orders())
+
+
 class OrderFile:
     """The orders of one export file, served as the orders of `channel`.
 
-    Reading the header checks the file can be imported; the rows are read once, when first
-    asked for.
+    Reading the header checks the file can be imported; the first batch asked for (or `len(payloads)`)
+    reads the whole file once, so an unreadable file is refused before any order lands.
     """
 
     def __init__(self, path: Path, channel: str, mapping: OrderMapping):
@@ -64,9 +104,8 @@ class OrderFile:
         self.path = path
         self.channel = channel
         self.mapping = mapping
-        records = self._records()
-        first = next(records, None)
-        records.close()
+        with closing(self._records()) as records:
+            first = next(records, None)
         if first is None:
             raise OrderFileError(f"{path.name} is empty")
         self.header = [name.strip() for name in first[1]]
@@ -78,22 +117,33 @@ class OrderFile:
         """(field, column) for columns the mapping file names that this file lacks: read as blank."""
         return self.mapping.missing(self.header)
 
-    def _records(self) -> Iterator[tuple[int, list[str]]]:
-        """(line the record starts on, cells); a quoted cell may span lines."""
-        start = 1
+    @property
+    def payloads(self) -> OrderPayloads:
+        """Every order's rows, grouped by order id, in order of first appearance; blank rows are skipped."""
+        return OrderPayloads(self)
+
+    def _records(self, start: Mark = _TOP) -> Iterator[tuple[Mark, list[str]]]:
+        """(where the record starts, cells) from `start` on; a quoted cell may span lines."""
+        line = start[1]
         try:
             with self.path.open(newline="", encoding=self.mapping.encoding) as handle:
-                reader = csv.reader(handle, delimiter=self.mapping.delimiter)
-                for cells in reader:
-                    yield start, cells
-                    start = reader.line_num + 1
+                handle.seek(start[0])
+                # Lines come through readline: a text file tells its position between readline calls only.
+                reader = csv.reader(iter(handle.readline, ""), delimiter=self.mapping.delimiter)
+                while True:
+                    line = start[1] + reader.line_num
+                    mark = (handle.tell(), line)
+                    cells = next(reader, None)
+                    if cells is None:
+                        return
+                    yield mark, cells
         except UnicodeDecodeError as exc:
             raise OrderFileError(
                 f"{self.path.name}:{self._undecodable_line()}: not {self.mapping.encoding} text"
                 " (set `encoding` in the mapping)"
             ) from exc
         except csv.Error as exc:
-            raise OrderFileError(f"{self.path.name}:{start}: {exc}") from exc
+            raise OrderFileError(f"{self.path.name}:{line}: {exc}") from exc
 
     def _undecodable_line(self) -> int:
         """The first line the encoding cannot read (the decoder works a chunk at a time, not a line)."""
@@ -104,28 +154,85 @@ class OrderFile:
                 return number
         return 1
 
-    @cached_property
-    def payloads(self) -> list[Payload]:
-        """Every order's rows, grouped by order id; blank rows are skipped."""
-        rows = []
+    def _rows(self, start: Mark | None) -> Iterator[tuple[Mark, Payload]]:
+        """Each non-blank row from `start` on (None: the first row after the header)."""
         width = len(self.header)
-        records = self._records()
-        next(records)  # the header
-        for line, cells in records:
+        records = self._records(start or _TOP)
+        if start is None:
+            next(records)
+        for mark, cells in records:
             if not any(cell.strip() for cell in cells):
                 continue
-            row: Payload = {"line": line, "cells": dict(zip(self.header, cells + [""] * (width - len(cells))))}
+            row: Payload = {"line": mark[1], "cells": dict(zip(self.header, cells + [""] * (width - len(cells))))}
             if any(cell.strip() for cell in cells[width:]):
                 row["overflow"] = cells[width:]
-            rows.append(row)
-        return group_rows(rows, self.mapping)
+            yield mark, row
+
+    def _runs(self, start: Mark | None = None) -> Iterator[tuple[Mark, str | None, list[Payload]]]:
+        """(where it starts, order id, rows) of each run from `start` on; a row without an order id is a run alone."""
+        run: tuple[Mark, str | None, list[Payload]] | None = None
+        for mark, row in self._rows(start):
+            order_id = order_id_of(row, self.mapping)
+            if run is not None and order_id is not None and order_id == run[1]:
+                run[2].append(row)
+                continue
+            if run is not None:
+                yield run
+            run = (mark, order_id, [row])
+        if run is not None:
+            yield run
+
+    @cached_property
+    def index(self) -> OrderIndex:
+        """Reads the whole file once (refusing it if it cannot be read) and remembers where split orders lie.
+
+        Every order id is held while reading (with a line number: about 150 bytes an order); only
+        split orders' are kept.
+        """
+        first_lines: dict[str, int] = {}
+        later_runs: dict[str, list[Mark]] = {}
+        alone = 0
+        for mark, order_id, _ in self._runs():
+            if order_id is None:
+                alone += 1
+            elif order_id not in first_lines:
+                first_lines[order_id] = mark[1]
+            else:
+                later_runs.setdefault(order_id, []).append(mark)
+        split = {order_id: (first_lines[order_id], later) for order_id, later in later_runs.items()}
+        return OrderIndex(len(first_lines) + alone, split)
+
+    def orders(self, start: Mark | None = None) -> Iterator[tuple[Mark, Payload]]:
+        """(where it starts, payload) of each order whose first run is at or after `start`, in file order."""
+        split = self.index.split
+        with closing(self._runs(start)) as runs:
+            for mark, order_id, rows in runs:
+                if order_id in split:
+                    first_line, later_runs = split[order_id]
+                    if mark[1] != first_line:
+                        continue  # served with the order's first run
+                    rows = rows + [row for later in later_runs for row in self._run_at(later)]
+                yield mark, {"order_id": order_id, "rows": rows}
+
+    def _run_at(self, start: Mark) -> list[Payload]:
+        """The rows of the run that starts at `start`."""
+        with closing(self._runs(start)) as runs:
+            return next(runs)[2]
 
     def changed_orders(self, since: datetime | None, cursor: str | None, limit: int) -> OrderPage:
-        """The file's orders from offset `cursor`; `since` does not apply (unchanged ones are recognised by fingerprint)."""
-        start = int(cursor or 0)
-        batch = self.payloads[start:start + limit]
-        after = start + len(batch)
-        return OrderPage(batch, str(after) if after < len(self.payloads) else None, None)
+        """The file's orders from `cursor` (where the next order starts).
+
+        `since` does not apply: unchanged orders are recognised by fingerprint.
+        """
+        start = None
+        if cursor:
+            position, line = cursor.split(":")
+            start = (int(position), int(line))
+        with closing(self.orders(start)) as orders:
+            batch = list(islice(orders, limit + 1))  # one more than asked: where the next page starts
+        following = batch[limit][0] if len(batch) > limit else None
+        return OrderPage([payload for _, payload in batch[:limit]],
+                         f"{following[0]}:{following[1]}" if following else None, None)
 
     def parse_order(self, payload: Payload) -> ChannelOrder:
         return parse_order(payload, self.mapping, self.channel)

@@ -40,6 +40,7 @@ from integrations.protocols import (
     OrderPage,
     Payload,
     StockLevel,
+    StockReport,
     Tracking,
     UpstreamError,
 )
@@ -52,8 +53,10 @@ from integrations.shopify.queries import (
     CREATE_FULFILLMENT,
     CREATE_REFUND,
     CURRENT_BULK,
+    FULFILLMENT_LINES,
+    FULFILLMENT_ORDER_FULFILLMENTS,
+    FULFILLMENT_ORDER_LINES,
     ORDER_FULFILLMENT_ORDERS,
-    ORDER_FULFILLMENTS,
     ORDER_LINES_PAGE,
     ORDER_NOTE,
     ORDER_REFUNDABLE,
@@ -62,12 +65,13 @@ from integrations.shopify.queries import (
     PRIMARY_LOCATION,
     SET_STOCK,
     SHOP_PING,
+    SKUS_PER_LOOKUP,
+    STOCK_BY_SKU,
     UPDATE_NOTE,
-    VARIANTS_BY_SKU,
     VARIANTS_PAGE,
     VARIANTS_PER_PAGE,
 )
-from integrations.writeback import stock_by_sku
+from integrations.writeback import ShownCounts, StaleCounts, StockPush
 
 if TYPE_CHECKING:
     from integrations.settings import Settings
@@ -386,28 +390,41 @@ class ShopifyClient(HttpClient):
 
         return call_with_retry(attempt, self._policy, "Shopify")
 
-    def set_stock(self, levels: Sequence[StockLevel], key: str) -> list[str]:
-        """Sets `available` units per SKU at the location, with Shopify's idempotency key; returns
-        the SKUs the shop has no variant for."""
-        wanted = stock_by_sku(levels)
-        items: dict[str, int] = {}
-        unknown: list[str] = []
-        for sku, units in wanted.items():
-            item = self._query("VariantsBySku", VARIANTS_BY_SKU, {"query": mapping.build_sku_query(sku)},
-                               lambda data, s=sku: mapping.parse_inventory_item(data, s))
-            if item is None:
-                unknown.append(sku)
-            else:
-                items[item] = units
-        if items:
-            entries = list(items.items())
-            for start in range(0, len(entries), _STOCK_BATCH):
-                batch = dict(entries[start:start + _STOCK_BATCH])
-                batch_key = key if len(entries) <= _STOCK_BATCH else f"{key}#{start // _STOCK_BATCH}"
+    def set_stock(self, levels: Sequence[StockLevel], key: str) -> StockReport:
+        """Sets `available` units per SKU at the location with compare-and-set (see
+        `OrderWriter.set_stock`), 250 to a mutation.
+
+        Each mutation's `changeFromQuantity` is the count read just before, and its idempotency
+        key is `key` with a digest of its quantities: a retry of the same mutation reuses the
+        key, so a lost answer is not applied twice, while the one written after a refusal for a
+        moved count, read and judged again, is another mutation with a key of its own.
+        """
+        items: dict[str, str] = {}  # SKU -> inventory item, as last read
+
+        def read(skus: list[str]) -> ShownCounts:
+            shown: dict[str, int | None] = {}
+            for start in range(0, len(skus), SKUS_PER_LOOKUP):
+                wanted = skus[start:start + SKUS_PER_LOOKUP]
+                variables = {"query": mapping.build_skus_query(wanted), "location": self._location()}
+                for sku, stocked in self._every("StockBySku", STOCK_BY_SKU, variables,
+                                                lambda data, w=frozenset(wanted): mapping.parse_stock_page(data, w)):
+                    if sku not in shown:  # a SKU on two variants: the first, as Shopify lists them
+                        items[sku], shown[sku] = stocked.item_id, stocked.available
+            return shown
+
+        def write(pairs: list[tuple[StockLevel, int | None]]) -> None:
+            quantities = [mapping.StockQuantity(items[level.sku], level.available, seen) for level, seen in pairs]
+            for start in range(0, len(quantities), _STOCK_BATCH):
+                batch = quantities[start:start + _STOCK_BATCH]
+                batch_key = mapping.stock_write_key(key, batch)
                 variables = {"input": mapping.build_set_stock_input(batch, self._location(), batch_key),
                              "key": batch_key}
-                self._query("SetStock", SET_STOCK, variables, mapping.parse_set_stock)
-        return unknown
+                if not self._query("SetStock", SET_STOCK, variables, mapping.parse_set_stock):
+                    raise StaleCounts("a stock count moved on Shopify since it was read")
+
+        # The idempotency key guards a write retried after a lost answer: nothing to wait for.
+        push = StockPush(levels, read, write, wait=lambda: None)
+        return call_with_retry(push.attempt, self._policy, "Shopify")
 
     def add_order_note(self, external_id: str, note: str, key: str) -> str:
         """Appends a line carrying `key` to the order's note (staff only) unless one carries it;
@@ -425,29 +442,71 @@ class ShopifyClient(HttpClient):
             "UpdateNote", UPDATE_NOTE, {"input": {"id": external_id, "note": pending[0]}},
             mapping.parse_update_note, retry=False))
 
+    def _every(self, name: str, document: str, variables: Payload,
+               parse: Callable[[Payload], mapping.Chunk[T]], after: str | None = None) -> list[T]:
+        """Every item of a connection from `after` on, a page per query."""
+        items: list[T] = []
+        while True:
+            chunk = self._query(name, document, {**variables, "after": after}, parse)
+            items.extend(chunk.items)
+            if not chunk.has_next:
+                return items
+            after = chunk.end_cursor
+
+    def _shipping(self, order_id: str) -> tuple[list[mapping.FulfillmentOrder], list[mapping.Fulfillment]]:
+        """The order's fulfillment orders with all their lines, and every fulfillment made from them."""
+        orders = self._every("OrderFulfillmentOrders", ORDER_FULFILLMENT_ORDERS, {"id": order_id},
+                             mapping.parse_fulfillment_orders)
+        located: dict[str, str] = {}  # fulfillment id -> location; one may span fulfillment orders
+        for order in orders:
+            if order.lines_after is not None:
+                order.lines += self._every("FulfillmentOrderLines", FULFILLMENT_ORDER_LINES, {"id": order.id},
+                                           mapping.parse_fulfillment_order_lines, order.lines_after)
+            if order.fulfillments_after is not None:
+                order.fulfillment_ids += self._every(
+                    "FulfillmentOrderFulfillments", FULFILLMENT_ORDER_FULFILLMENTS, {"id": order.id},
+                    mapping.parse_fulfillment_ids, order.fulfillments_after)
+            for fulfillment_id in order.fulfillment_ids:
+                located.setdefault(fulfillment_id, order.location_id)
+        fulfillments = [
+            mapping.whole_fulfillment(self._every("FulfillmentLines", FULFILLMENT_LINES, {"id": fulfillment_id},
+                                                  lambda data, at=location_id: mapping.parse_fulfillment(data, at)))
+            for fulfillment_id, location_id in located.items()]
+        return orders, fulfillments
+
     def fulfill(self, external_id: str, lines: Mapping[str, int], tracking: Tracking | None, key: str) -> str:
         """Fulfils `lines` (SKU -> units; empty: everything left) from the order's fulfillment
-        orders once; returns the fulfillment's id.
+        orders once; returns the shipment's fulfillment ids joined by ",", one per location it
+        ships from in location id order (a single id when it ships from one).
 
-        fulfillmentCreate takes no idempotency key: each attempt first looks for a fulfillment
-        of this shipment (`mapping.find_fulfillment`). `key` is not stored on Shopify.
+        fulfillmentCreate takes the fulfillment orders of one location and no idempotency key:
+        each attempt reads the order's fulfillment orders and fulfillments whole and creates
+        only the locations' fulfillments not made yet (`mapping.plan_shipment`). `key` is not
+        stored on Shopify.
         """
+        parts: list[mapping.LocationShipment] = []
+
         def look() -> str | None:
-            return self._query("OrderFulfillments", ORDER_FULFILLMENTS, {"id": external_id},
-                               lambda data: mapping.find_fulfillment(data, lines, tracking))
+            parts[:] = mapping.plan_shipment(*self._shipping(external_id), lines, tracking)
+            if any(part.to_ship for part in parts):
+                return None
+            return ",".join(made for part in parts for made in part.made)
 
         def write() -> str:
-            open_lines = self._query("OrderFulfillmentOrders", ORDER_FULFILLMENT_ORDERS, {"id": external_id},
-                                     mapping.parse_fulfillment_orders)
-            fulfillment = mapping.build_fulfillment_input(mapping.plan_fulfillment(open_lines, lines), tracking)
-            return self._query("CreateFulfillment", CREATE_FULFILLMENT, {"fulfillment": fulfillment},
-                               mapping.parse_create_fulfillment, retry=False)
+            ids = []
+            for part in parts:
+                ids += part.made or [self._query(
+                    "CreateFulfillment", CREATE_FULFILLMENT,
+                    {"fulfillment": mapping.build_fulfillment_input(part.to_ship, tracking)},
+                    mapping.parse_create_fulfillment, retry=False)]
+            return ",".join(ids)
 
         return self._look_then_write(look, write)
 
     def refund(self, external_id: str, lines: Mapping[str, int], amount: Decimal, reason: str, key: str) -> str:
-        """Refunds `amount` from the order's payments for `lines`, with Shopify's idempotency
-        key; returns the refund's id. Nothing is restocked upstream (see `OrderWriter.refund`).
+        """Refunds `amount`, in the order's presentment currency (the buyer's), from its payments
+        for `lines`, with Shopify's idempotency key; returns the refund's id. Nothing is restocked
+        upstream (see `OrderWriter.refund`).
 
         Raises:
             ValueError: for a SKU not on the order or more than it can refund.

@@ -7,13 +7,16 @@ of `orders` or a bulk export: the order node with `"lineItems": {"nodes": [...]}
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from graphql import parse as parse_document
@@ -35,6 +38,7 @@ from integrations.protocols import CatalogItem, ExportStatus, Payload, Tracking,
 from integrations.reading import Reader, read_quantity
 
 CHANNEL = "shopify"
+T = TypeVar("T")
 
 
 class ShapeError(ValueError):
@@ -661,7 +665,9 @@ NOTE_REF = "Clerk ref: "
 STOCK_QUANTITY_NAME = "available"
 STOCK_REASON = "correction"
 _RETRY_CODES = frozenset({"IDEMPOTENCY_CONCURRENT_REQUEST"})
+_STALE = "CHANGE_FROM_QUANTITY_STALE"
 _OPEN_FULFILLMENT_ORDERS = frozenset({"OPEN", "IN_PROGRESS"})
+_ACTIVE_FULFILLMENTS = frozenset({"SUCCESS", "OPEN", "PENDING"})
 _PAID = frozenset({"SALE", "CAPTURE"})
 
 
@@ -695,14 +701,14 @@ def _gid_of(node: Any, what: str) -> str:
     return value
 
 
-def _order_node(data: Payload) -> Payload:
-    """`order` of an order query; an order Shopify does not have is a refusal, not a retry."""
-    order = data.get("order")
-    if order is None:
-        raise UpstreamError("Shopify has no such order")
-    if not isinstance(order, dict):
-        raise ShapeError("order is not an object")
-    return order
+def _node(data: Payload, field: str) -> Payload:
+    """A root field asked for by id; one Shopify does not have is a refusal, not a retry."""
+    node = data.get(field)
+    if node is None:
+        raise UpstreamError(f"Shopify has no such {field}")
+    if not isinstance(node, dict):
+        raise ShapeError(f"{field} is not an object")
+    return node
 
 
 def parse_primary_location(data: Payload) -> str:
@@ -716,39 +722,87 @@ def build_sku_query(sku: str) -> str:
     return f'sku:"{escaped}"'
 
 
-def parse_inventory_item(data: Payload, sku: str) -> str | None:
-    """The inventory item of the variant whose SKU is exactly `sku`, from VARIANTS_BY_SKU."""
-    variants = data.get("productVariants")
-    nodes = variants.get("nodes") if isinstance(variants, dict) else None
-    if not isinstance(nodes, list):
-        raise ShapeError("productVariants has no nodes")
-    for node in nodes:
-        if isinstance(node, dict) and node.get("sku") == sku:
-            return _gid_of(node.get("inventoryItem"), "inventoryItem")
-    return None
+def build_skus_query(skus: Iterable[str]) -> str:
+    """Search syntax for variants with any of these SKUs."""
+    return " OR ".join(build_sku_query(sku) for sku in skus)
 
 
-def build_set_stock_input(quantities: Mapping[str, int], location_id: str, key: str) -> Payload:
+@dataclass(frozen=True, slots=True)
+class StockedItem:
+    """A variant's inventory item and the units `available` at the location (None: not stocked there)."""
+
+    item_id: str
+    available: int | None
+
+
+def _stocked(node: Any) -> StockedItem:
+    item = node.get("inventoryItem") if isinstance(node, dict) else None
+    level = item.get("inventoryLevel") if isinstance(item, dict) else None
+    if level is None:
+        return StockedItem(_gid_of(item, "inventoryItem"), None)
+    quantities = level.get("quantities") if isinstance(level, dict) else None
+    if not isinstance(quantities, list):
+        raise ShapeError("inventoryLevel has no quantities")
+    units = next((q.get("quantity") for q in quantities
+                  if isinstance(q, dict) and q.get("name") == STOCK_QUANTITY_NAME), None)
+    if isinstance(units, bool) or not isinstance(units, int):
+        raise ShapeError("inventoryLevel has no available quantity")
+    return StockedItem(_gid_of(item, "inventoryItem"), units)
+
+
+def parse_stock_page(data: Payload, skus: Collection[str]) -> Chunk[tuple[str, StockedItem]]:
+    """A page of STOCK_BY_SKU: (SKU, its stock) of the variants whose SKU is exactly one of `skus`."""
+    nodes, cursor, has_next = _connection(data, "productVariants")
+    found = [(node["sku"], _stocked(node)) for node in nodes if isinstance(node, dict) and node.get("sku") in skus]
+    return Chunk(found, cursor, has_next)
+
+
+@dataclass(frozen=True, slots=True)
+class StockQuantity:
+    """One quantity of SET_STOCK: `units` for an inventory item, set only while it shows `change_from`."""
+
+    item_id: str
+    units: int
+    change_from: int | None  # None: the item keeps no count at the location, nothing to compare
+
+
+def stock_write_key(key: str, quantities: Sequence[StockQuantity]) -> str:
+    """The idempotency key of one SET_STOCK: `key` and a digest of exactly what it sets.
+
+    The same mutation sent again has the same key; a different one never does.
+    """
+    content = json.dumps(sorted((q.item_id, q.units, q.change_from) for q in quantities))
+    return f"{key}:{hashlib.sha256(content.encode()).hexdigest()[:20]}"
+
+
+def build_set_stock_input(quantities: Sequence[StockQuantity], location_id: str, key: str) -> Payload:
     """`input` of SET_STOCK: absolute `available` units per inventory item at one location.
 
-    `changeFromQuantity` must be sent, and null skips the compare-and-swap: Clerk is the
-    source of truth for these units. `referenceDocumentUri` names Clerk's key for the audit trail.
+    `changeFromQuantity` must be sent (since 2026-04); each is the count the item was read
+    at, so a count changed on Shopify meanwhile is refused, not overwritten.
+    `referenceDocumentUri` names Clerk's key for the audit trail.
     """
     return {
         "name": STOCK_QUANTITY_NAME,
         "reason": STOCK_REASON,
         "referenceDocumentUri": f"gid://clerk/StockSync/{quote(key, safe='')}",
         "quantities": [
-            {"inventoryItemId": item, "locationId": location_id, "quantity": units, "changeFromQuantity": None}
-            for item, units in quantities.items()
+            {"inventoryItemId": q.item_id, "locationId": location_id, "quantity": q.units,
+             "changeFromQuantity": q.change_from}
+            for q in quantities
         ],
     }
 
 
-def parse_set_stock(data: Payload) -> str:
-    """The inventory adjustment group's id ("" when nothing needed changing)."""
-    group = _write_payload(data, "inventorySetQuantities").get("inventoryAdjustmentGroup")
-    return _gid_of(group, "inventoryAdjustmentGroup") if group is not None else ""
+def parse_set_stock(data: Payload) -> bool:
+    """True when SET_STOCK was applied, False when Shopify refused it whole because a count
+    moved since it was read (CHANGE_FROM_QUANTITY_STALE); any other refusal is raised."""
+    payload = data.get("inventorySetQuantities")
+    errors = payload.get("userErrors") if isinstance(payload, dict) else None
+    if errors and all(isinstance(e, dict) and e.get("code") == _STALE for e in errors):
+        return False
+    _write_payload(data, "inventorySetQuantities")
+    return True
 
 
 def _note_marker(key: str) -> re.Pattern[str]:
@@ -757,7 +811,7 @@ def _note_marker(key: str) -> re.Pattern[str]:
 
 def parse_order_note(data: Payload) -> str:
     """The order's note ("" when it has none), from ORDER_NOTE."""
-    note = _order_node(data).get("note")
+    note = _node(data, "order").get("note")
     if note is not None and not isinstance(note, str):
         raise ShapeError("order note is not text")
     return note or ""
@@ -781,8 +835,22 @@ def parse_update_note(data: Payload) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Chunk(Generic[T]):
+    """One page of a connection: its items, and the cursor to read on from."""
+
+    items: list[T]
+    end_cursor: str | None
+    has_next: bool
+
+
+def _chunk(container: Any, key: str, read: Callable[[Any], T]) -> Chunk[T]:
+    nodes, cursor, has_next = _connection(container, key)
+    return Chunk([read(node) for node in nodes], cursor, has_next)
+
+
+@dataclass(frozen=True, slots=True)
 class FulfillmentOrderLine:
-    """A line of a fulfillment order still to ship."""
+    """A line of a fulfillment order and the units of it still to ship."""
 
     fulfillment_order_id: str
     id: str
@@ -790,24 +858,210 @@ class FulfillmentOrderLine:
     remaining: int
 
 
-def parse_fulfillment_orders(data: Payload) -> list[FulfillmentOrderLine]:
-    """Lines left to ship on the order's open fulfillment orders, from ORDER_FULFILLMENT_ORDERS."""
-    orders = _order_node(data).get("fulfillmentOrders")
-    nodes = orders.get("nodes") if isinstance(orders, dict) else None
-    if not isinstance(nodes, list):
-        raise ShapeError("order has no fulfillmentOrders")
-    found = []
-    for node in nodes:
-        if not isinstance(node, dict) or node.get("status") not in _OPEN_FULFILLMENT_ORDERS:
-            continue
-        lines = node.get("lineItems")
-        for line in (lines.get("nodes") if isinstance(lines, dict) else None) or []:
-            if not isinstance(line, dict) or not isinstance(line.get("remainingQuantity"), int):
-                raise ShapeError("a fulfillment order line has no remainingQuantity")
-            sku = line.get("sku") or (line.get("lineItem") or {}).get("sku")
-            found.append(FulfillmentOrderLine(_gid_of(node, "fulfillmentOrder"), _gid_of(line, "line"),
-                                              sku if isinstance(sku, str) else None, line["remainingQuantity"]))
-    return found
+@dataclass(slots=True)
+class FulfillmentOrder:
+    """One of an order's fulfillment orders: the location it ships from, its lines and the ids
+    of the fulfillments made from it. `lines_after` and `fulfillments_after` are where its
+    connections go on (None once read whole)."""
+
+    id: str
+    location_id: str
+    open: bool
+    lines: list[FulfillmentOrderLine]
+    fulfillment_ids: list[str]
+    lines_after: str | None = None
+    fulfillments_after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fulfillment:
+    """A shipment Shopify holds for an order: from one location, its tracking numbers and units by SKU."""
+
+    id: str
+    location_id: str
+    active: bool
+    numbers: frozenset[str]
+    units: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LocationShipment:
+    """A shipment's part at one location: the ids of its fulfillments made there earlier, or
+    the `lineItemsByFulfillmentOrder` to fulfil there (never both)."""
+
+    location_id: str
+    made: list[str]
+    to_ship: list[Payload]
+
+
+def _fulfillment_order_line(fulfillment_order_id: str) -> Callable[[Any], FulfillmentOrderLine]:
+    def read(line: Any) -> FulfillmentOrderLine:
+        if not isinstance(line, dict) or not isinstance(line.get("remainingQuantity"), int):
+            raise ShapeError("a fulfillment order line has no remainingQuantity")
+        sku = line.get("sku") or (line.get("lineItem") or {}).get("sku")
+        return FulfillmentOrderLine(fulfillment_order_id, _gid_of(line, "line"), sku if isinstance(sku, str) else None,
+                                    line["remainingQuantity"])
+
+    return read
+
+
+def _fulfillment_id(node: Any) -> str:
+    return _gid_of(node, "fulfillment")
+
+
+def _fulfillment_order(node: Any) -> FulfillmentOrder:
+    if not isinstance(node, dict):
+        raise ShapeError("a fulfillment order is not an object")
+    order_id = _gid_of(node, "fulfillmentOrder")
+    assigned = node.get("assignedLocation")
+    location = assigned.get("location") if isinstance(assigned, dict) else None
+    # A deleted location leaves none: its fulfillment orders group under "".
+    location_id = location.get("id") if isinstance(location, dict) else None
+    lines = _chunk(node, "lineItems", _fulfillment_order_line(order_id))
+    fulfillments = _chunk(node, "fulfillments", _fulfillment_id)
+    return FulfillmentOrder(
+        order_id, location_id if isinstance(location_id, str) else "", node.get("status") in _OPEN_FULFILLMENT_ORDERS,
+        lines.items, fulfillments.items, lines.end_cursor if lines.has_next else None,
+        fulfillments.end_cursor if fulfillments.has_next else None)
+
+
+def parse_fulfillment_orders(data: Payload) -> Chunk[FulfillmentOrder]:
+    """A page of the order's fulfillment orders, from ORDER_FULFILLMENT_ORDERS."""
+    return _chunk(_node(data, "order"), "fulfillmentOrders", _fulfillment_order)
+
+
+def parse_fulfillment_order_lines(data: Payload) -> Chunk[FulfillmentOrderLine]:
+    """A page of a fulfillment order's lines, from FULFILLMENT_ORDER_LINES."""
+    node = _node(data, "fulfillmentOrder")
+    return _chunk(node, "lineItems", _fulfillment_order_line(_gid_of(node, "fulfillmentOrder")))
+
+
+def parse_fulfillment_ids(data: Payload) -> Chunk[str]:
+    """A page of the ids of a fulfillment order's fulfillments, from FULFILLMENT_ORDER_FULFILLMENTS."""
+    return _chunk(_node(data, "fulfillmentOrder"), "fulfillments", _fulfillment_id)
+
+
+def parse_fulfillment(data: Payload, location_id: str) -> Chunk[Fulfillment]:
+    """A page of FULFILLMENT_LINES as the fulfillment with that page's units (see `whole_fulfillment`)."""
+    node = _node(data, "fulfillment")
+    numbers = frozenset(t["number"] for t in node.get("trackingInfo") or []
+                        if isinstance(t, dict) and isinstance(t.get("number"), str))
+    items, cursor, has_next = _connection(node, "fulfillmentLineItems")
+    units: dict[str, int] = {}
+    for item in items:
+        sku = (item.get("lineItem") or {}).get("sku") if isinstance(item, dict) else None
+        if isinstance(sku, str) and isinstance(item.get("quantity"), int):
+            units[sku] = units.get(sku, 0) + item["quantity"]
+    fulfillment = Fulfillment(_fulfillment_id(node), location_id, node.get("status") in _ACTIVE_FULFILLMENTS,
+                              numbers, units)
+    return Chunk([fulfillment], cursor, has_next)
+
+
+def whole_fulfillment(pages: Sequence[Fulfillment]) -> Fulfillment:
+    """A fulfillment read a page of lines at a time, with the units of every page."""
+    units: Counter[str] = Counter()
+    for page in pages:
+        units.update(page.units)
+    return replace(pages[0], units=dict(units))
+
+
+def _location_order(location_id: str) -> tuple[int, str]:
+    """Locations in id order: by number, as Shopify counts them, not as text sorts "10" before "9"."""
+    tail = location_id.rpartition("/")[2]
+    return (int(tail) if tail.isdigit() else -1, location_id)
+
+
+def _units_by_location(lines: Mapping[str, list[FulfillmentOrderLine]]) -> dict[str, Counter[str]]:
+    available: dict[str, Counter[str]] = {}
+    for location_id, at in lines.items():
+        units = available.setdefault(location_id, Counter())
+        for line in at:
+            if line.sku is not None:
+                units[line.sku] += line.remaining
+    return available
+
+
+def _split_by_location(available: Mapping[str, Mapping[str, int]],
+                       lines: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """Units of `lines` (SKU -> units) per location: each SKU's taken from the locations in id
+    order, as far as they have it. A location's part depends on no location after it."""
+    split: dict[str, dict[str, int]] = {}
+    locations = sorted(available, key=_location_order)
+    for sku, units in lines.items():
+        left = units
+        for location_id in locations:
+            take = min(left, available[location_id].get(sku, 0))
+            if take > 0:
+                split.setdefault(location_id, {})[sku] = take
+                left -= take
+    return split
+
+
+def _untracked_made(fulfillments: Sequence[Fulfillment], available: Mapping[str, Counter[str]],
+                    lines: Mapping[str, int]) -> dict[str, list[Fulfillment]]:
+    """Untracked fulfillments of this shipment: at each location, in id order, one carrying exactly
+    the units the shipment takes there once its units (and those of the locations before) are
+    counted as still open."""
+    made: dict[str, list[Fulfillment]] = {}
+    restored = {location_id: Counter(units) for location_id, units in available.items()}
+    candidates = [f for f in fulfillments if not f.numbers and f.units and f.units.keys() <= lines.keys()]
+    for location_id in sorted({f.location_id for f in candidates}, key=_location_order):
+        for candidate in (f for f in candidates if f.location_id == location_id):
+            trial = {**restored, location_id: restored.get(location_id, Counter()) + Counter(candidate.units)}
+            if _split_by_location(trial, lines).get(location_id) == candidate.units:
+                made[location_id], restored = [candidate], trial
+                break
+    return made
+
+
+def plan_shipment(orders: Sequence[FulfillmentOrder], fulfillments: Sequence[Fulfillment],
+                  lines: Mapping[str, int], tracking: Tracking | None) -> list[LocationShipment]:
+    """The shipment of `lines` (SKU -> units; empty: everything left), a part per location in id order.
+
+    fulfillmentCreate takes fulfillment orders of one location only, so a shipment from several
+    locations is several fulfillments; each SKU's units come from the locations in id order.
+    fulfillmentCreate keeps no key either, so a part made earlier (by an attempt whose answer was
+    lost, or a run cut short) is recognised by what it is: by the tracking number when the
+    shipment has one, else by carrying exactly the units of `lines` it takes from its location.
+    A location with such a part is not shipped from again.
+
+    Raises:
+        ValueError: when a SKU has fewer units left to ship than asked for, or nothing is left.
+    """
+    for sku, units in lines.items():
+        if units <= 0:
+            raise ValueError(f"cannot ship {units} of {sku!r}")
+    open_lines: dict[str, list[FulfillmentOrderLine]] = {}
+    for order in orders:
+        if order.open:
+            open_lines.setdefault(order.location_id, []).extend(line for line in order.lines if line.remaining > 0)
+    active = [f for f in fulfillments if f.active]
+    made: dict[str, list[Fulfillment]] = {}
+    if tracking is not None:
+        for fulfillment in active:
+            if tracking.number in fulfillment.numbers:
+                made.setdefault(fulfillment.location_id, []).append(fulfillment)
+    elif lines:
+        made = _untracked_made(active, _units_by_location(open_lines), lines)
+    unmade = {location_id: at for location_id, at in open_lines.items() if at and location_id not in made}
+    if lines:
+        shipped: Counter[str] = Counter()
+        for fulfillment in (f for at in made.values() for f in at):
+            shipped.update(fulfillment.units)
+        rest = {sku: units - shipped[sku] for sku, units in lines.items() if units > shipped[sku]}
+        split = _split_by_location(_units_by_location(unmade), rest)
+        for sku, units in rest.items():
+            placed = sum(portion.get(sku, 0) for portion in split.values())
+            if placed < units:
+                raise ValueError(f"cannot ship {units} of {sku!r}: {placed} left to ship on the order")
+        to_ship = {location_id: plan_fulfillment(unmade[location_id], portion)
+                   for location_id, portion in split.items()}
+    else:
+        to_ship = {location_id: plan_fulfillment(at, {}) for location_id, at in unmade.items()}
+        if not to_ship and not made:
+            raise ValueError("nothing is left to ship on the order")
+    return [LocationShipment(location_id, [f.id for f in made.get(location_id, [])], to_ship.get(location_id, []))
+            for location_id in sorted(made.keys() | to_ship.keys(), key=_location_order)]
 
 
 def plan_fulfillment(open_lines: Iterable[FulfillmentOrderLine], lines: Mapping[str, int]) -> list[Payload]:
@@ -848,35 +1102,6 @@ def build_fulfillment_input(plan: list[Payload], tracking: Tracking | None) -> P
     return fulfillment
 
 
-def find_fulfillment(data: Payload, lines: Mapping[str, int], tracking: Tracking | None) -> str | None:
-    """An earlier fulfillment of this shipment, from ORDER_FULFILLMENTS.
-
-    fulfillmentCreate takes no idempotency key and a fulfillment keeps none, so the shipment
-    is recognised by what it is: its tracking number when it has one, else the same units
-    of the same SKUs without tracking.
-    """
-    fulfillments = _order_node(data).get("fulfillments")
-    if not isinstance(fulfillments, list):
-        raise ShapeError("order has no fulfillments")
-    for node in fulfillments:
-        if not isinstance(node, dict) or node.get("status") not in ("SUCCESS", "OPEN", "PENDING"):
-            continue
-        numbers = {t.get("number") for t in node.get("trackingInfo") or [] if isinstance(t, dict)}
-        if tracking is not None:
-            if tracking.number in numbers:
-                return _gid_of(node, "fulfillment")
-            continue
-        items = (node.get("fulfillmentLineItems") or {}).get("nodes") or []
-        shipped: dict[str, int] = {}
-        for item in items:
-            sku = (item.get("lineItem") or {}).get("sku") if isinstance(item, dict) else None
-            if isinstance(sku, str) and isinstance(item.get("quantity"), int):
-                shipped[sku] = shipped.get(sku, 0) + item["quantity"]
-        if not numbers - {None} and lines and shipped == dict(lines):
-            return _gid_of(node, "fulfillment")
-    return None
-
-
 def parse_create_fulfillment(data: Payload) -> str:
     """The new fulfillment's id, from CREATE_FULFILLMENT."""
     return _gid_of(_write_payload(data, "fulfillmentCreate").get("fulfillment"), "fulfillment")
@@ -884,7 +1109,8 @@ def parse_create_fulfillment(data: Payload) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Refundable:
-    """What a refund of an order is built from: line ids and units sold by SKU, and payments.
+    """What a refund of an order is built from: line ids and units sold by SKU, and payments in
+    the order's presentment currency (the buyer's, which Shopify refunds in).
 
     Deliberately what was sold and paid, not what is left: a repeat of a refund must send the
     very input of the first, or Shopify's idempotency check refuses it as a different request
@@ -892,17 +1118,19 @@ class Refundable:
     """
 
     order_id: str
+    currency: str
     lines: dict[str, tuple[str, int]]
     payments: list[tuple[str, str, Decimal]]  # transaction id, gateway, amount paid
 
 
 def parse_refundable(data: Payload) -> Refundable:
-    """The order's lines and successful payments, from ORDER_REFUNDABLE."""
-    order = _order_node(data)
+    """The order's presentment currency, lines and successful payments, from ORDER_REFUNDABLE."""
+    order = _node(data, "order")
+    currency = order.get("presentmentCurrencyCode")
     nodes = (order.get("lineItems") or {}).get("nodes")
     transactions = order.get("transactions")
-    if not isinstance(nodes, list) or not isinstance(transactions, list):
-        raise ShapeError("order has no lineItems or transactions")
+    if not isinstance(currency, str) or not isinstance(nodes, list) or not isinstance(transactions, list):
+        raise ShapeError("order has no presentmentCurrencyCode, lineItems or transactions")
     lines: dict[str, tuple[str, int]] = {}
     for node in nodes:
         if isinstance(node, dict) and isinstance(node.get("sku"), str) and node["sku"] not in lines:
@@ -912,17 +1140,18 @@ def parse_refundable(data: Payload) -> Refundable:
         if not isinstance(node, dict) or node.get("status") != "SUCCESS":
             continue
         try:
-            value = to_money(node["amountSet"]["shopMoney"]["amount"])
+            value = to_money(node["amountSet"]["presentmentMoney"]["amount"])
         except (KeyError, TypeError, MoneyError) as exc:
             raise ShapeError("a transaction has no amount") from exc
         if node.get("kind") in _PAID and value > 0:
             payments.append((_gid_of(node, "transaction"), str(node.get("gateway") or ""), value))
-    return Refundable(_gid_of(order, "order"), lines, payments)
+    return Refundable(_gid_of(order, "order"), currency, lines, payments)
 
 
 def build_refund_input(refundable: Refundable, lines: Mapping[str, int], amount: Decimal, reason: str) -> Payload:
     """`input` of CREATE_REFUND: the units are refunded without a restock upstream (Clerk's
-    stock ledger books returns), `amount` is taken from the payments in order.
+    stock ledger books returns), `amount` (in the presentment currency, which the input names:
+    Shopify requires it when the shop's currency differs) is taken from the payments in order.
 
     Raises:
         ValueError: for a SKU not on the order, more units than were sold, or more money than
@@ -947,8 +1176,8 @@ def build_refund_input(refundable: Refundable, lines: Mapping[str, int], amount:
         left_to_refund -= take
     if amount < 0 or left_to_refund > 0:
         raise ValueError(f"cannot refund {amount}: the order's payments total {amount - left_to_refund}")
-    return {"orderId": refundable.order_id, "note": reason or None, "notify": False,
-            "refundLineItems": refund_lines, "transactions": transactions}
+    return {"orderId": refundable.order_id, "currency": refundable.currency, "note": reason or None,
+            "notify": False, "refundLineItems": refund_lines, "transactions": transactions}
 
 
 def parse_create_refund(data: Payload) -> str:

@@ -123,12 +123,11 @@ query CurrentBulk {
 # (required since 2026-04): a repeat with the same key answers the first result. The
 # note (orderUpdate) and fulfillmentCreate have none: the client looks before writing.
 
-SKUS_PER_LOOKUP = 10
-FULFILLMENT_ORDERS_PER_ORDER = 5
+SKUS_PER_LOOKUP = 50
+FULFILLMENT_ORDERS_PER_PAGE = 5
 LINES_PER_FULFILLMENT_ORDER = 50
-FULFILLMENTS_PER_ORDER = 5
-LINES_PER_FULFILLMENT = 30
-TRACKING_PER_FULFILLMENT = 3
+FULFILLMENTS_PER_FULFILLMENT_ORDER = 5
+FULFILLMENTS_PER_FOLLOW_UP = 100
 TRANSACTIONS_PER_ORDER = 30
 LINES_PER_REFUND_LOOKUP = 100
 
@@ -136,14 +135,25 @@ PRIMARY_LOCATION = """
 query PrimaryLocation { location { id } }
 """
 
-VARIANTS_BY_SKU = f"""
-query VariantsBySku($query: String!) {{
-  productVariants(first: {SKUS_PER_LOOKUP}, query: $query) {{
-    nodes {{ id sku inventoryItem {{ id }} }}
+# Variants found by `sku:"A" OR sku:"B" ...` (a search may match more than asked: the client
+# keeps exact SKUs), each with its inventory item's `available` units at Clerk's location.
+STOCK_BY_SKU = f"""
+query StockBySku($query: String!, $location: ID!, $after: String) {{
+  productVariants(first: {SKUS_PER_LOOKUP}, after: $after, query: $query) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{
+      sku
+      inventoryItem {{
+        id
+        inventoryLevel(locationId: $location) {{ quantities(names: ["available"]) {{ name quantity }} }}
+      }}
+    }}
   }}
 }}
 """
 
+# Each quantity carries `changeFromQuantity`, the count it was read at: Shopify refuses the
+# whole mutation (CHANGE_FROM_QUANTITY_STALE) when one has moved since.
 SET_STOCK = """
 mutation SetStock($input: InventorySetQuantitiesInput!, $key: String!) {
   inventorySetQuantities(input: $input) @idempotent(key: $key) {
@@ -166,15 +176,27 @@ mutation UpdateNote($input: OrderInput!) {
 }
 """
 
+_FULFILLMENT_ORDER_LINE = "id sku remainingQuantity lineItem { sku }"
+
+# An order's fulfillment orders, a page at a time, each with its first lines and the ids of
+# its first fulfillments; FULFILLMENT_ORDER_LINES and FULFILLMENT_ORDER_FULFILLMENTS read the
+# rest. `Order.fulfillments` is a plain list that cannot be paged, hence the detour.
 ORDER_FULFILLMENT_ORDERS = f"""
-query OrderFulfillmentOrders($id: ID!) {{
+query OrderFulfillmentOrders($id: ID!, $after: String) {{
   order(id: $id) {{
     id
-    fulfillmentOrders(first: {FULFILLMENT_ORDERS_PER_ORDER}) {{
+    fulfillmentOrders(first: {FULFILLMENT_ORDERS_PER_PAGE}, after: $after) {{
+      pageInfo {{ hasNextPage endCursor }}
       nodes {{
         id status
+        assignedLocation {{ location {{ id }} }}
         lineItems(first: {LINES_PER_FULFILLMENT_ORDER}) {{
-          nodes {{ id sku remainingQuantity lineItem {{ sku }} }}
+          pageInfo {{ hasNextPage endCursor }}
+          nodes {{ {_FULFILLMENT_ORDER_LINE} }}
+        }}
+        fulfillments(first: {FULFILLMENTS_PER_FULFILLMENT_ORDER}) {{
+          pageInfo {{ hasNextPage endCursor }}
+          nodes {{ id }}
         }}
       }}
     }}
@@ -182,14 +204,39 @@ query OrderFulfillmentOrders($id: ID!) {{
 }}
 """
 
-ORDER_FULFILLMENTS = f"""
-query OrderFulfillments($id: ID!) {{
-  order(id: $id) {{
+FULFILLMENT_ORDER_LINES = f"""
+query FulfillmentOrderLines($id: ID!, $after: String) {{
+  fulfillmentOrder(id: $id) {{
     id
-    fulfillments(first: {FULFILLMENTS_PER_ORDER}) {{
-      id status
-      trackingInfo(first: {TRACKING_PER_FULFILLMENT}) {{ number company }}
-      fulfillmentLineItems(first: {LINES_PER_FULFILLMENT}) {{ nodes {{ quantity lineItem {{ sku }} }} }}
+    lineItems(first: {LINES_PER_FOLLOW_UP}, after: $after) {{
+      pageInfo {{ hasNextPage endCursor }}
+      nodes {{ {_FULFILLMENT_ORDER_LINE} }}
+    }}
+  }}
+}}
+"""
+
+FULFILLMENT_ORDER_FULFILLMENTS = f"""
+query FulfillmentOrderFulfillments($id: ID!, $after: String) {{
+  fulfillmentOrder(id: $id) {{
+    id
+    fulfillments(first: {FULFILLMENTS_PER_FOLLOW_UP}, after: $after) {{
+      pageInfo {{ hasNextPage endCursor }}
+      nodes {{ id }}
+    }}
+  }}
+}}
+"""
+
+# One fulfillment, its lines a page at a time. `trackingInfo` is a plain list, read whole.
+FULFILLMENT_LINES = f"""
+query FulfillmentLines($id: ID!, $after: String) {{
+  fulfillment(id: $id) {{
+    id status
+    trackingInfo {{ number }}
+    fulfillmentLineItems(first: {LINES_PER_FOLLOW_UP}, after: $after) {{
+      pageInfo {{ hasNextPage endCursor }}
+      nodes {{ quantity lineItem {{ sku }} }}
     }}
   }}
 }}
@@ -208,10 +255,11 @@ ORDER_REFUNDABLE = f"""
 query OrderRefundable($id: ID!) {{
   order(id: $id) {{
     id
+    presentmentCurrencyCode
     lineItems(first: {LINES_PER_REFUND_LOOKUP}) {{ nodes {{ id sku quantity }} }}
     transactions(first: {TRANSACTIONS_PER_ORDER}) {{
       id kind status gateway
-      amountSet {{ shopMoney {{ amount currencyCode }} }}
+      amountSet {{ presentmentMoney {{ amount currencyCode }} }}
     }}
   }}
 }}
@@ -236,12 +284,14 @@ ALL_DOCUMENTS = {
     "ShopPing": SHOP_PING,
     "CurrentBulk": CURRENT_BULK,
     "PrimaryLocation": PRIMARY_LOCATION,
-    "VariantsBySku": VARIANTS_BY_SKU,
+    "StockBySku": STOCK_BY_SKU,
     "SetStock": SET_STOCK,
     "OrderNote": ORDER_NOTE,
     "UpdateNote": UPDATE_NOTE,
     "OrderFulfillmentOrders": ORDER_FULFILLMENT_ORDERS,
-    "OrderFulfillments": ORDER_FULFILLMENTS,
+    "FulfillmentOrderLines": FULFILLMENT_ORDER_LINES,
+    "FulfillmentOrderFulfillments": FULFILLMENT_ORDER_FULFILLMENTS,
+    "FulfillmentLines": FULFILLMENT_LINES,
     "CreateFulfillment": CREATE_FULFILLMENT,
     "OrderRefundable": ORDER_REFUNDABLE,
     "CreateRefund": CREATE_REFUND,

@@ -34,10 +34,18 @@ from integrations.http import (
     transport_settings,
     web_url,
 )
-from integrations.protocols import CatalogItem, OrderPage, Payload, StockLevel, Tracking, UpstreamError
+from integrations.protocols import (
+    CatalogItem,
+    OrderPage,
+    Payload,
+    StockLevel,
+    StockReport,
+    Tracking,
+    UpstreamError,
+)
 from integrations.woocommerce import mapping
 from integrations.woocommerce.mapping import Position
-from integrations.writeback import covers_order, shipment_note, stock_by_sku
+from integrations.writeback import ShownCounts, StockPush, covers_order, shipment_note
 
 if TYPE_CHECKING:
     from integrations.settings import Settings
@@ -314,31 +322,48 @@ class WooCommerceClient(HttpClient):
                 lambda: self._attempt("PUT", f"orders/{external_id}", body=body)[1])
         return str(self.note(external_id, shipment_note(lines, tracking), key)["id"])
 
-    def set_stock(self, levels: Sequence[StockLevel], key: str = "") -> list[str]:
-        """Sets the stock count of each SKU (product or variation); returns the SKUs WooCommerce lacks.
+    def set_stock(self, levels: Sequence[StockLevel], key: str = "") -> StockReport:
+        """Sets the stock count of each SKU (product or variation), compared first with the count
+        shown (see `OrderWriter.set_stock`).
 
-        Counts are absolute, so `key` needs no record: a count already as wanted (a repeat,
-        or a write whose answer was lost) is not written again.
+        WooCommerce has no compare-and-set: counts are read a hundred SKUs to a request
+        (`products?sku=a,b,...`) just before the changed ones are written, a hundred to a
+        `products/batch` (a variation: its product's `variations/batch`). Counts are absolute,
+        so `key` needs no record: a write whose answer was lost is read back as written.
         """
-        unknown = []
-        for sku, quantity in stock_by_sku(levels).items():
-            _, found = self._list("products", {"sku": sku})
-            product = next((p for p in found if isinstance(p, dict) and p.get("sku") == sku), None)
-            target = mapping.stock_path(product) if product is not None else None
-            if target is None:
-                unknown.append(sku)
-                continue
-            listed = [product]
+        places: dict[str, tuple[str, int]] = {}  # SKU -> (batch endpoint, id), as last read
 
-            def look(t: str = target, q: int = quantity, listed: list[Payload] = listed) -> Payload | None:
-                current = listed.pop() if listed else self._attempt("GET", t)[1]
-                as_wanted = isinstance(current, dict) and current.get("manage_stock") is True \
-                    and current.get("stock_quantity") == q
-                return current if as_wanted else None
+        def read(skus: list[str]) -> ShownCounts:
+            shown: dict[str, int | None] = {}
+            for start in range(0, len(skus), mapping.MAX_PER_PAGE):
+                wanted = skus[start:start + mapping.MAX_PER_PAGE]
+                page: int | None = 1
+                while page is not None:
+                    headers, found = self._attempt_list("products", mapping.build_sku_params(wanted, page))
+                    for product in found:
+                        place = mapping.stock_place(product) if isinstance(product, dict) else None
+                        if place is not None and product.get("sku") in wanted:
+                            places[product["sku"]], shown[product["sku"]] = place, mapping.shown_stock(product)
+                    page = mapping.next_page(headers, page)
+            return shown
 
-            body = mapping.build_stock_update(quantity)
-            self._write_once(look, lambda t=target, b=body: self._attempt("PUT", t, body=b)[1])
-        return unknown
+        def write(pairs: list[tuple[StockLevel, int | None]]) -> None:
+            by_endpoint: dict[str, list[tuple[int, int]]] = {}
+            for level, _ in pairs:
+                path, own = places[level.sku]
+                by_endpoint.setdefault(path, []).append((own, level.available))
+            for path, counts in by_endpoint.items():
+                for start in range(0, len(counts), mapping.MAX_PER_PAGE):
+                    body = mapping.build_stock_batch(counts[start:start + mapping.MAX_PER_PAGE])
+                    refused = mapping.stock_batch_errors(self._attempt("POST", path, body=body)[1])
+                    if refused is None:
+                        raise TransientFailure(f"{path} answered with something other than a batch")
+                    if refused:
+                        raise UpstreamError(f"WooCommerce refused stock counts ({'; '.join(refused[:3])})")
+
+        # A write that timed out may still be running upstream: give it as long again before reading.
+        push = StockPush(levels, read, write, wait=lambda: self._sleep(self._timeout))
+        return self._retrying(push.attempt)
 
     def refund(
         self, external_id: str | int, lines: Mapping[str, int], amount: Decimal, reason: str, key: str,

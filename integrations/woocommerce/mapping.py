@@ -121,20 +121,48 @@ def build_note(note: str, key: str) -> Payload:
     return {"note": f"{note}\n\n{NOTE_REF}{key}", "customer_note": False}
 
 
-def build_stock_update(quantity: int) -> Payload:
-    """Body of `PUT products/<id>` (or a variation) setting its stock count."""
-    return {"manage_stock": True, "stock_quantity": quantity}
+def build_sku_params(skus: Sequence[str], page: int) -> dict[str, Any]:
+    """Query parameters of `GET products` finding products and variations by SKU, up to 100 SKUs
+    (WooCommerce splits `sku` at commas, so a SKU holding one cannot be asked for)."""
+    return {"sku": ",".join(skus), "orderby": "id", "order": "asc", "page": page, "per_page": MAX_PER_PAGE}
 
 
-def stock_path(product: Payload) -> str | None:
-    """Where to PUT stock for a product or variation found by SKU (None when it has no id)."""
+def stock_place(product: Payload) -> tuple[str, int] | None:
+    """Where a product or variation found by SKU takes its stock count: the batch endpoint
+    (`products/batch`, or its product's `variations/batch`) and its id; None without an id."""
     own = product.get("id")
     parent = product.get("parent_id")
     if not _is_id(own):
         return None
     if product.get("type") == "variation" and _is_id(parent):
-        return f"products/{parent}/variations/{own}"
-    return f"products/{own}"
+        return f"products/{parent}/variations/batch", own
+    return "products/batch", own
+
+
+def shown_stock(product: Payload) -> int | None:
+    """The stock count a product or variation shows; None when WooCommerce manages none for it."""
+    count = product.get("stock_quantity")
+    if product.get("manage_stock") is not True or isinstance(count, bool) or not isinstance(count, int):
+        return None
+    return count
+
+
+def build_stock_batch(counts: Sequence[tuple[int, int]]) -> Payload:
+    """Body of a `.../batch` request setting (id, count) stock counts, up to 100 of them."""
+    return {"update": [{"id": own, "manage_stock": True, "stock_quantity": count} for own, count in counts]}
+
+
+def stock_batch_errors(body: Any) -> list[str] | None:
+    """The items a batch answer refused, as "id: message"; None when it is no batch answer."""
+    updated = body.get("update") if isinstance(body, dict) else None
+    if not isinstance(updated, list):
+        return None
+    refused = [item for item in updated if isinstance(item, dict) and item.get("error")]
+    return [f"{item.get('id')}: {str(_message(item['error']))[:200]}" for item in refused]
+
+
+def _message(error: Any) -> Any:
+    return error.get("message", "") if isinstance(error, dict) else error
 
 
 def refund_line_items(order: Payload, lines: Mapping[str, int]) -> list[Payload]:

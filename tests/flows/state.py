@@ -20,7 +20,7 @@ def seed_catalog_and_stock(database_url: str, store: Any) -> None:
     counts = [parse_stock_row({k: str(v) for k, v in row.items()}) for row in store.stock_rows()]
     with unit_of_work(database_url) as session:
         upsert_variants(session, rows, MASTER)
-        set_on_hand(session, counts, "set", "test seed")
+        set_on_hand(session, counts, "adjustment", "test seed")
 
 
 def snapshot(database_url: str) -> dict[str, Any]:
@@ -51,3 +51,12 @@ def snapshot(database_url: str) -> dict[str, Any]:
         )
     return {"orders": orders, "lines": lines, "holds": holds, "reservations": reservations,
             "quarantine": quarantine, "available": on_hand}
+
+
+def rows_in(database_url: str, model: Any) -> int:
+    """How many rows `model`'s table has now; 0 while a child process is still migrating it."""
+    try:
+        with unit_of_work(database_url) as session:
+            return session.scalar(select(func.count()).select_from(model)) or 0
+    except Exception:  # the table may be mid-migration in the child
+        return 0

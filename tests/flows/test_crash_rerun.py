@@ -10,22 +10,13 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from sqlalchemy import func, select
 
 from models import Order
-from models.db import unit_of_work, upgrade
+from models.db import upgrade
 from tests.flows.conftest import start_world
-from tests.flows.state import snapshot
+from tests.flows.state import rows_in, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _orders(url: str) -> int:
-    try:
-        with unit_of_work(url) as session:
-            return session.scalar(select(func.count()).select_from(Order)) or 0
-    except Exception:  # the table may be mid-migration in the child
-        return 0
 
 
 def _clerk(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
@@ -57,13 +48,13 @@ def test_sigkill_mid_backfill_then_rerun_matches_an_uninterrupted_run(database_u
         world = start_world(stack, database_url, orders=600)
         child = _clerk(world.env | {"CLERK_CONFIG": str(config)}, tmp_path)
         deadline = time.monotonic() + 120
-        while _orders(database_url) < total // 3:
+        while rows_in(database_url, Order) < total // 3:
             assert child.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline, "the run made no progress"
             time.sleep(0.02)
         child.send_signal(signal.SIGKILL)
         child.wait()
-        stored_at_kill = _orders(database_url)
+        stored_at_kill = rows_in(database_url, Order)
         assert 0 < stored_at_kill < total, stored_at_kill
 
         rerun = _clerk(world.env | {"CLERK_CONFIG": str(config)}, tmp_path)

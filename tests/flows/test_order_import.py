@@ -7,12 +7,14 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+import models
 from deployments.cli import main
 from domain.orders import Lifecycle
 from domain.reasons import ALL_REASONS, Quarantine
@@ -199,3 +201,65 @@ def test_the_command_prints_bad_lines_on_stderr_and_one_summary_on_stdout(
     assert "no order id column" in capsys.readouterr().err
     assert main(["import", "orders", str(report), "--mapping", "amazon"]) == 2
     assert "--channel" in capsys.readouterr().err
+
+
+def _shipped_orders_file(path: Path, orders: int, lines: int) -> int:
+    """`orders` shipped orders of `lines` rows each, and order SPLIT with one row before them and one after,
+    then one bad row (order BAD). Returns the bad row's line."""
+    head = {"placed_at": "2026-10-01T10:00:00+00:00", "status": "shipped", "currency": "USD", "title": "Mug",
+            "unit_price": "12.50", "quantity": "1", "shipping": "4.00", "tax": "0", "ship_name": "Ann Lee",
+            "ship_street1": "1 Main St", "ship_city": "Portland", "ship_postal_code": "97201", "ship_country": "US"}
+    total = str(Decimal("12.50") * lines + 4)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        writer.writerow(head | {"order_id": "SPLIT", "sku": "MUG-0", "order_total": "29.00"})
+        for n in range(orders):
+            writer.writerows(head | {"order_id": f"L-{n}", "order_number": f"#{n}", "sku": f"MUG-{line}",
+                                     "order_total": total} for line in range(lines))
+        writer.writerow(head | {"order_id": "SPLIT", "sku": "MUG-1"})
+        writer.writerow(head | {"order_id": "BAD", "sku": "MUG-0", "quantity": "two", "order_total": "16.50"})
+    return orders * lines + 4
+
+
+def test_an_import_holds_a_batch_of_the_file_never_the_whole_file(use_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import tracemalloc
+
+    from flows.order_import import import_orders
+    from integrations.marketplace_csv import OrderFile, OrderMapping
+    from models.db import upgrade
+
+    # Memory is the reader's and the flow's, whatever the database: SQLite only keeps this test short.
+    database_url = f"sqlite:///{tmp_path / 'clerk.db'}"
+    upgrade(database_url)
+    config = tmp_path / "clerk.toml"
+    config.write_text("[intake]\nbatch_size = 50\n")
+    use_env({"CLERK_DATABASE_URL": database_url, "CLERK_CONFIG": str(config)})
+    orders_file = tmp_path / "orders.csv"
+    bad_line = _shipped_orders_file(orders_file, 500, 20)  # 10,003 rows
+    warm_up = tmp_path / "small.csv"
+    _shipped_orders_file(warm_up, 10, 2)
+    import_orders(path=str(warm_up), channel="warm-up")  # what importing loads once per process is not the file's
+
+    tracemalloc.start()
+    try:
+        # The baseline: every order's rows held at once, as the importer used to read the file.
+        whole = list(OrderFile(orders_file, CHANNEL, OrderMapping()).payloads)
+        held_whole = tracemalloc.get_traced_memory()[1]
+        assert len(whole) == 502 and sum(len(payload["rows"]) for payload in whole) == 10_003
+        del whole
+        tracemalloc.reset_peak()
+        summary = import_orders(path=str(orders_file), channel=CHANNEL)
+        imported = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert (summary["fetched"], summary["created"], summary["quarantined"], summary["held"]) == (502, 501, 1, 0)
+    assert [(p["line"], p["reason"], p["order_id"]) for p in summary["problems"]] == [(bad_line, "malformed", "BAD")]
+    with unit_of_work(database_url) as session:
+        split = select(models.OrderLine.sku).join(models.Order).where(
+            models.Order.channel == CHANNEL, models.Order.external_id == "SPLIT")
+        assert sorted(session.scalars(split)) == ["MUG-0", "MUG-1"]  # the file's first row and its last but one
+    # A batch is 50 of the 502 orders (about 30% of the whole file's memory once checked, decided and stored);
+    # an import that held the file would peak above the file itself.
+    assert imported < held_whole / 2, (imported, held_whole)

@@ -162,7 +162,7 @@ def test_orders_held_for_stock_are_released_when_stock_arrives(world: World) -> 
             .where(OrderHold.reason == "insufficient_stock")
         ).all()
         skus = {s for s in session.scalars(select(StockMovement.sku).distinct())}
-        set_on_hand(session, [(sku, "main", 100_000) for sku in skus], "receive", "a big delivery")
+        set_on_hand(session, [(sku, "main", 100_000) for sku in skus], "receipt", "a big delivery")
     second = run_intake()
     assert second["released"] >= len(waiting)
     assert (second["created"], second["updated"], second["alerts_sent"]) == (0, 0, 0)

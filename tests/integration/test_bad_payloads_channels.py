@@ -545,7 +545,7 @@ def clerk_db(database_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignor
     rows = [parse_catalog_row({k: str(v) for k, v in row.items()}) for row in store.catalog_rows()]
     with unit_of_work(database_url) as session:
         upsert_variants(session, rows, MASTER)
-        set_on_hand(session, [(row["sku"], "main", 10**7) for row in rows], "set", "test seed")
+        set_on_hand(session, [(row["sku"], "main", 10**7) for row in rows], "adjustment", "test seed")
     yield database_url
     wiring.reset()
 

@@ -393,8 +393,10 @@ def test_stock_levels_are_set(writable: tuple[MagentoSandbox, MagentoClient]) ->
     app, client = writable
     skus = [v.sku for v in app.store.variants[:3]]
     levels_in = [StockLevel(skus[0], 5), StockLevel(skus[1], 0), StockLevel("NO-SUCH-SKU", 3), StockLevel(skus[2], 12)]
-    assert client.set_stock(levels_in, "stock:1") == ["NO-SUCH-SKU"]
-    assert client.set_stock(levels_in, "stock:1") == ["NO-SUCH-SKU"]
+    first = client.set_stock(levels_in, "stock:1")
+    assert first.unknown == ["NO-SUCH-SKU"] and sorted(first.written + first.already) == sorted(skus)
+    again = client.set_stock(levels_in, "stock:1")
+    assert again.unknown == ["NO-SUCH-SKU"] and sorted(again.already) == sorted(skus) and again.written == []
     levels = {sku: app.documents.source_items[(sku, "default")] for sku in skus}
     assert [(levels[s]["quantity"], levels[s]["status"]) for s in skus] == [(5.0, 1), (0.0, 0), (12.0, 1)]
 

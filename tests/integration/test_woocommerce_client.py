@@ -436,12 +436,14 @@ def test_status_and_stock_write_backs() -> None:
     with sandbox(store) as (app, url), WooCommerceClient(url, KEY, SECRET, timeout=5) as client:
         assert client.set_order_status(order.id, "completed")["status"] == "completed"
         assert client.parse_order(client.order(order.id)).lifecycle is Lifecycle.FULFILLED
-        unknown = client.set_stock([StockLevel(simple.variants[0].sku, 5), StockLevel(variant.sku, 2),
-                                    StockLevel("NO-SUCH-SKU", 1)], "stock:1")
-    assert unknown == ["NO-SUCH-SKU"]
+        report = client.set_stock([StockLevel(simple.variants[0].sku, 5), StockLevel(variant.sku, 2),
+                                   StockLevel("NO-SUCH-SKU", 1)], "stock:1")
+    assert report.unknown == ["NO-SUCH-SKU"] and report.written == [simple.variants[0].sku, variant.sku]
     assert app.stock == {simple.id: 5, variant.id: 2}
-    assert [path.removeprefix("/wp-json/wc/v3/") for _, path, _ in app.writes][1:] == [
-        f"products/{simple.id}", f"products/{variable.id}/variations/{variant.id}"]
+    assert [(path.removeprefix("/wp-json/wc/v3/"), body) for _, path, body in app.writes][1:] == [
+        ("products/batch", {"update": [{"id": simple.id, "manage_stock": True, "stock_quantity": 5}]}),
+        (f"products/{variable.id}/variations/batch",
+         {"update": [{"id": variant.id, "manage_stock": True, "stock_quantity": 2}]})]
 
 
 def test_catalog_pages_read_products_and_variations(shared_store: Store) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from deployments.runs import FLOWS
-from deployments.serve import SCHEDULES
+from deployments.serve import ON_DEMAND, SCHEDULES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,10 +19,12 @@ def _prefect_yaml() -> dict:
 
 def test_every_deployment_in_prefect_yaml_is_served_on_the_same_schedule() -> None:
     deployments = {d["name"]: d for d in _prefect_yaml()["deployments"]}
-    assert set(deployments) == set(SCHEDULES)
-    for name, deployment in deployments.items():
-        assert [s["interval"] for s in deployment["schedules"]] == [SCHEDULES[name]]
-        assert deployment["concurrency_limit"] == 1
+    assert set(deployments) == set(SCHEDULES) | set(ON_DEMAND)
+    for name, schedule in SCHEDULES.items():
+        assert deployments[name]["schedules"] == [schedule]
+        assert deployments[name]["concurrency_limit"] == 1
+    for name in ON_DEMAND:  # started by other runs, many at once
+        assert "schedules" not in deployments[name] and "concurrency_limit" not in deployments[name]
 
 
 def test_entrypoints_name_the_flows_the_cli_runs() -> None:
@@ -34,8 +36,19 @@ def test_entrypoints_name_the_flows_the_cli_runs() -> None:
         assert FLOWS[deployment["name"]] == f"{module.__name__}:{function}"
 
 
-def test_order_intake_runs_every_fifteen_minutes() -> None:
-    assert SCHEDULES["order-intake"] == 15 * 60
+def test_order_intake_runs_every_fifteen_minutes_and_restock_check_nightly() -> None:
+    assert SCHEDULES["order-intake"] == {"interval": 15 * 60}
+    assert SCHEDULES["restock-check"] == {"cron": "30 2 * * *"}
+
+
+def test_serve_builds_every_deployment_with_its_schedule() -> None:
+    from deployments.serve import deployments
+
+    built = {d.name: d for d in deployments()}
+    assert set(built) == set(SCHEDULES) | set(ON_DEMAND)
+    assert built["await-approval"].schedules in (None, []) and built["await-approval"].concurrency_limit is None
+    assert built["restock-check"].schedules[0].schedule.cron == "30 2 * * *"
+    assert built["order-intake"].schedules[0].schedule.interval.total_seconds() == 900
 
 
 def test_the_shopify_sandbox_keeps_the_options_and_ready_line_the_bench_reads() -> None:

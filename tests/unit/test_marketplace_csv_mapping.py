@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import tracemalloc
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from domain.orders import ChannelOrder, Lifecycle, Risk, expected_total
+from domain.orders import CatalogPrice, ChannelOrder, Lifecycle, Risk, expected_total, hold_reasons
+from domain.reasons import Hold
 from integrations.marketplace_csv import (
     MappingError,
     OrderFile,
@@ -32,7 +34,10 @@ def _file(tmp_path: Path, text: str, mapping: OrderMapping | None = None, name: 
 
 
 def _read(tmp_path: Path, text: str, mapping: OrderMapping | None = None) -> list[ChannelOrder | Unreadable]:
-    source = _file(tmp_path, text, mapping)
+    return _read_source(_file(tmp_path, text, mapping))
+
+
+def _read_source(source: OrderFile) -> list[ChannelOrder | Unreadable]:
     results: list[ChannelOrder | Unreadable] = []
     for payload in source.payloads:
         try:
@@ -131,9 +136,11 @@ AMAZON_ROWS = [
 def test_the_bundled_amazon_mapping_reads_an_order_report(tmp_path: Path) -> None:
     assert "amazon" in bundled_mappings()
     source = _file(tmp_path, "\n".join([AMAZON_HEADER, *AMAZON_ROWS]) + "\n", load_mapping("amazon"), "orders.txt")
-    assert source.missing_columns() == [("status", "order-status")]  # the Order Report lists orders to ship
+    # The Order Report lists orders the seller is to ship: no status, no fulfillment channel.
+    assert source.missing_columns() == [("status", "order-status"), ("requires_shipping", "fulfillment-channel")]
     assert [[row["line"] for row in p["rows"]] for p in source.payloads] == [[2, 3, 6], [4], [5, 7]]
     jane, li, sam = (source.parse_order(p) for p in source.payloads)
+    assert all(order.requires_shipping and order.lines[0].requires_shipping for order in (jane, li, sam))
 
     assert jane.external_id == jane.number == "114-3941689-8772232" and jane.lifecycle == Lifecycle.OPEN
     assert jane.placed_at == datetime(2026, 10, 1, 8, 15, 2, tzinfo=UTC)
@@ -168,6 +175,41 @@ def test_the_amazon_mapping_also_reads_the_all_orders_report(tmp_path: Path) -> 
     assert delivered.lines[0].unit_price == Decimal("10.00") and delivered.ship_to is not None
     assert cancelled.lifecycle == Lifecycle.CANCELLED
     assert ("ship_street1", "ship-address-1") in source.missing_columns()
+
+
+def test_the_amazon_fulfillment_channel_says_who_ships(tmp_path: Path) -> None:
+    header = ("amazon-order-id\tpurchase-date\torder-status\tfulfillment-channel\tsku\tquantity\tcurrency\t"
+              "item-price\tship-city\tship-postal-code\tship-country")
+    source = _file(tmp_path, f"{header}\n"
+                   "206-1\t2026-10-01T08:00:00+00:00\tUnshipped\tAmazon\tKITE-1\t1\tEUR\t10.00\tBerlin\t10115\tDE\n"
+                   "206-2\t2026-10-01T09:00:00+00:00\tUnshipped\tMerchant\tKITE-1\t1\tEUR\t10.00\tBerlin\t10115\tDE\n"
+                   "206-3\t2026-10-01T10:00:00+00:00\tUnshipped\tMarketplace\tKITE-1\t1\tEUR\t10.00\tBerlin\t10115\tDE\n",
+                   load_mapping("amazon"), "all-orders.txt")
+    by_amazon, by_seller, unknown = _read_source(source)
+    assert isinstance(by_amazon, ChannelOrder) and isinstance(by_seller, ChannelOrder)
+    assert (by_amazon.requires_shipping, by_amazon.lines[0].requires_shipping) == (False, False)
+    assert (by_seller.requires_shipping, by_seller.lines[0].requires_shipping) == (True, True)
+    # The report has no name or street: only the order the seller ships waits for one.
+    catalog = {"KITE-1": CatalogPrice(Decimal("10.00"), "EUR")}
+    assert hold_reasons(by_amazon, catalog) == []
+    assert hold_reasons(by_seller, catalog) == [Hold.INCOMPLETE_ADDRESS]
+    assert isinstance(unknown, Unreadable)
+    assert (unknown.reason, unknown.detail, unknown.external_id) == (
+        "malformed", "line 4: requires_shipping 'Marketplace' is not in the mapping's [requires_shipping] table", "206-3")
+
+
+def test_a_requires_shipping_column_marks_digital_lines(tmp_path: Path) -> None:
+    header = "order_id,placed_at,currency,sku,quantity,unit_price,requires_shipping"
+    mixed = _one(tmp_path, "M,2026-10-01,USD,EBOOK,1,5,no\nM,,,MUG,1,10,yes\n", header=header)
+    assert [line.requires_shipping for line in mixed.lines] == [False, True] and mixed.requires_shipping
+    digital = _one(tmp_path, "D,2026-10-01,USD,EBOOK,1,5,No\nD,,,CARD,1,25,false\n", header=header)
+    assert not digital.requires_shipping and not any(line.requires_shipping for line in digital.lines)
+    unsaid = _one(tmp_path, "U,2026-10-01,USD,EBOOK,1,5,\n", header=header)
+    assert unsaid.requires_shipping and unsaid.lines[0].requires_shipping  # blank: checked for an address
+    download = mapping_from_toml({"requires_shipping": {"Download": False}})
+    assert not _one(tmp_path, "W,2026-10-01,USD,EBOOK,1,5,download\n", download, header).requires_shipping
+    assert _unreadable(tmp_path, "X,2026-10-01,USD,EBOOK,1,5,download\n", header=header).detail == (
+        "line 2: requires_shipping 'download' is not in the mapping's [requires_shipping] table")
 
 
 def test_decimal_comma_exports(tmp_path: Path) -> None:
@@ -296,18 +338,73 @@ def test_taxes_included_and_risk_columns(tmp_path: Path) -> None:
         "line 2: taxes_included 'maybe' is not yes or no")
 
 
-def test_the_file_is_an_order_source_served_a_batch_at_a_time(tmp_path: Path) -> None:
-    rows = "".join(f"O{n},2026-10-01,,USD,S,T,1,1,,,,1\n" for n in range(5))
-    source = _file(tmp_path, f"{HEADER}\n{rows}")
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "cp1252"])
+def test_the_file_is_an_order_source_served_a_batch_at_a_time(tmp_path: Path, encoding: str) -> None:
+    # O1 is split: its second row comes after O3. A title spans two lines; a row has no id; one line is blank.
+    path = tmp_path / "orders.csv"
+    path.write_text(f"{HEADER}\n"
+                    "O0,2026-10-01,,USD,S,T,1,1,,,,1\n"
+                    'O1,2026-10-01,,USD,S,"Café\nmug",1,1,,,,2\n'
+                    "O2,2026-10-01,,USD,S,T,1,1,,,,1\n"
+                    ",2026-10-01,,USD,S,T,1,1,,,,1\n"
+                    "\n"
+                    "O3,2026-10-01,,USD,S,Thé,1,1,,,,1\n"
+                    "O1,,,,S2,Crème,1,1,,,,\n"
+                    "O4,2026-10-01,,USD,S,T,1,1,,,,1\n", encoding=encoding)  # utf-8-sig and utf-16 start with a BOM
+    mapping = mapping_from_toml({"encoding": encoding})
+    source = OrderFile(path, "etsy", mapping)
     assert isinstance(source, OrderSource) and list(source.catalog_pages()) == []
+    assert len(source.payloads) == 6
+    assert [p["order_id"] for p in source.payloads] == ["O0", "O1", "O2", None, "O3", "O4"]
     pages, cursor = [], None
     while True:
-        page = source.changed_orders(None, cursor, 2)
-        pages.append(([p["order_id"] for p in page.payloads], page.cursor, page.high_water))
+        # Each page from a fresh reader of the file: the cursor alone says where to go on from.
+        page = OrderFile(path, "etsy", mapping).changed_orders(None, cursor, 2)
+        assert page.high_water is None
+        pages.append([(p["order_id"], [row["line"] for row in p["rows"]]) for p in page.payloads])
         if page.cursor is None:
             break
         cursor = page.cursor
-    assert pages == [(["O0", "O1"], "2", None), (["O2", "O3"], "4", None), (["O4"], None, None)]
+    assert pages == [[("O0", [2]), ("O1", [3, 9])], [("O2", [5]), (None, [6])], [("O3", [8]), ("O4", [10])]]
+    [split] = [p for p in source.payloads if p["order_id"] == "O1"]
+    assert [line.title for line in source.parse_order(split).lines] == ["Café\nmug", "Crème"]
+
+
+def _peak_while_paging(source: OrderFile, limit: int) -> tuple[list[int], int]:
+    """Rows of each order as the pages serve them, and the peak memory of serving them."""
+    rows: list[int] = []
+    tracemalloc.start()
+    try:
+        cursor = None
+        while True:
+            page = source.changed_orders(None, cursor, limit)
+            rows += [len(payload["rows"]) for payload in page.payloads]
+            if page.cursor is None:
+                return rows, tracemalloc.get_traced_memory()[1]
+            cursor = page.cursor
+    finally:
+        tracemalloc.stop()
+
+
+def test_paging_through_50000_rows_holds_a_page_not_the_file(tmp_path: Path) -> None:
+    # 25,000 orders of two rows, and order S whose second row is the file's last.
+    rows = "".join(f"O{n},2026-10-01,USD,SKU-{line},1,12.50\n" for n in range(25_000) for line in (1, 2))
+    source = _file(tmp_path, f"order_id,placed_at,currency,sku,quantity,unit_price\nS,2026-10-01,USD,S,1,1\n"
+                             f"{rows}S,,,S2,1,1\n")
+    assert len(source.payloads) == 25_001  # reads the file once, before the baseline is measured
+    tracemalloc.start()
+    try:
+        whole = list(source.payloads)  # the baseline: every order's rows at once
+        held_whole = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [row["line"] for row in whole[0]["rows"]] == [2, 50_003]
+    del whole
+
+    served, peak = _peak_while_paging(OrderFile(source.path, "etsy", OrderMapping()), 500)
+    assert len(served) == 25_001 and sum(served) == 50_002 and served[0] == 2
+    # A page is 500 of the 25,001 orders; the file's order ids are held once, while it is first read.
+    assert peak < held_whole / 10, (peak, held_whole)
 
 
 @pytest.mark.parametrize(("data", "complaint"), [
@@ -315,6 +412,8 @@ def test_the_file_is_an_order_source_served_a_batch_at_a_time(tmp_path: Path) ->
     ({"columns": {"order_idd": "x"}}, "unknown field(s) in [columns]: order_idd"),
     ({"columns": {"order_id": ""}}, "order_id must name a column"),
     ({"status": {"held": "waiting"}}, "use open, fulfilled, closed or cancelled"),
+    ({"requires_shipping": {"digital": "no"}}, "use true (the merchant ships) or false"),
+    ({"requires_shipping": "fulfillment-channel"}, "[columns], [status] and [requires_shipping] must be tables"),
     ({"timezone": "Mars/Olympus"}, "is unknown"),
     ({"delimiter": ";;"}, "delimiter must be one character"),
 ])
@@ -344,6 +443,7 @@ def test_a_file_that_cannot_be_imported_is_refused_whole(tmp_path: Path) -> None
     latin = tmp_path / "latin.csv"
     latin.write_bytes(f"{HEADER}\nA,2026-10-01,,EUR,S,Caf\xe9,1,1,,,,1\n".encode("latin-1"))
     with pytest.raises(OrderFileError, match="latin.csv:2: not utf-8-sig text"):
-        OrderFile(latin, "etsy", OrderMapping()).payloads  # noqa: B018 - reading is what fails
+        len(OrderFile(latin, "etsy", OrderMapping()).payloads)  # counting the orders reads the whole file
     as_latin = OrderFile(latin, "etsy", mapping_from_toml({"encoding": "latin-1"}))
-    assert as_latin.parse_order(as_latin.payloads[0]).lines[0].title == "Café"
+    [payload] = as_latin.payloads
+    assert as_latin.parse_order(payload).lines[0].title == "Café"

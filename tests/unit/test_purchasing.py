@@ -64,3 +64,10 @@ def test_a_full_delivery_receives_the_order_and_an_extra_unit_is_reported_over()
 def test_a_delivery_that_cannot_be_booked_names_why(status: str, rows: list[tuple[int, str, int]], message: str) -> None:
     with pytest.raises(ReceiptError, match=message.replace("(", r"\(")):
         book_receipt("PO-1", status, ORDERED, rows)
+
+
+def test_lead_time_spread_is_the_sample_deviation_of_what_each_supplier_took() -> None:
+    from domain.purchasing import lead_time_spread
+
+    spread = lead_time_spread({"ACME": [5.0, 7.0, 9.0], "ONCE": [12.0]})
+    assert spread == {"ACME": 2.0, "ONCE": 0.0}

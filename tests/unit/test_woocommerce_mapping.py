@@ -325,7 +325,8 @@ def test_write_bodies() -> None:
         mapping.build_status_update("shipped")
     assert mapping.build_note("Shipped with UPS", "note:42") == {
         "note": "Shipped with UPS\n\nClerk ref: note:42", "customer_note": False}
-    assert mapping.build_stock_update(7) == {"manage_stock": True, "stock_quantity": 7}
+    assert mapping.build_stock_batch([(93, 7), (94, 0)]) == {"update": [
+        {"id": 93, "manage_stock": True, "stock_quantity": 7}, {"id": 94, "manage_stock": True, "stock_quantity": 0}]}
     body = mapping.build_refund(Decimal("30"), "damaged", [{"id": 315, "quantity": 1, "refund_total": "3.00"}],
                                 "refund:RMA-1")
     assert body == {
@@ -343,10 +344,22 @@ def test_refund_line_items_refund_each_lines_share_after_discounts() -> None:
             mapping.refund_line_items(payload, lines)
 
 
-def test_stock_paths_for_products_and_variations() -> None:
-    assert mapping.stock_path({"id": 93, "type": "simple", "parent_id": 0}) == "products/93"
-    assert mapping.stock_path({"id": 23, "type": "variation", "parent_id": 22}) == "products/22/variations/23"
-    assert mapping.stock_path({"type": "simple"}) is None
+def test_stock_is_batched_per_product_for_variations_and_read_only_where_managed() -> None:
+    assert mapping.stock_place({"id": 93, "type": "simple", "parent_id": 0}) == ("products/batch", 93)
+    assert mapping.stock_place({"id": 23, "type": "variation", "parent_id": 22}) == ("products/22/variations/batch", 23)
+    assert mapping.stock_place({"type": "simple"}) is None
+    assert mapping.shown_stock({"manage_stock": True, "stock_quantity": 4}) == 4
+    assert mapping.shown_stock({"manage_stock": False, "stock_quantity": None}) is None
+    assert mapping.build_sku_params(["A-1", "B-2"], 2) == {"sku": "A-1,B-2", "orderby": "id", "order": "asc",
+                                                          "page": 2, "per_page": 100}
+
+
+def test_a_batch_answer_names_the_items_it_refused() -> None:
+    answer = {"update": [{"id": 93, "stock_quantity": 7},
+                         {"id": 94, "error": {"code": "woocommerce_rest_product_invalid_id", "message": "Invalid ID."}}]}
+    assert mapping.stock_batch_errors(answer) == ["94: Invalid ID."]
+    assert mapping.stock_batch_errors({"update": []}) == []
+    assert mapping.stock_batch_errors([{"id": 93}]) is None
 
 
 def test_finding_what_clerk_wrote_before() -> None:

@@ -89,6 +89,7 @@ class Documents:
     refunded_money: Counter[int] = field(default_factory=Counter)  # order entity id -> cents
     source_items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     writes: list[dict[str, Any]] = field(default_factory=list)
+    stock_writes: list[tuple[str, int]] = field(default_factory=list)  # (SKU, quantity) the API saved, in order
 
     def __post_init__(self) -> None:
         for sku, quantity in self.store.on_hand.items():
@@ -239,5 +240,16 @@ class Documents:
             self.source_items[(entry["sku"], entry["source_code"])] = {
                 "sku": entry["sku"], "source_code": entry["source_code"],
                 "quantity": float(entry["quantity"]), "status": int(entry["status"])}
+            self.stock_writes.append((entry["sku"], entry["quantity"]))
         self.writes.append({"kind": "stock", "count": len(entries)})
         return []
+
+    def quantity(self, sku: str) -> float:
+        """The quantity at the default source (0 when the SKU has no source item there)."""
+        item = self.source_items.get((sku, SOURCE))
+        return item["quantity"] if item else 0.0
+
+    def edit_quantity(self, sku: str, quantity: float) -> None:
+        """Sets a quantity as a merchant does in Magento's admin (not one of the API's writes)."""
+        self.source_items[(sku, SOURCE)] = {"sku": sku, "source_code": SOURCE, "quantity": float(quantity),
+                                            "status": 1 if quantity > 0 else 0}

@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import GraphQLError
 
@@ -21,6 +21,7 @@ from integrations.sandbox.store import Address, Customer, Line, Order, Store, Va
 
 MAX_PAGE_SIZE = 250
 SHOP_ID = "gid://shopify/Shop/1"
+T = TypeVar("T")
 
 _DECIMAL = re.compile(r"-?\d+\.\d+")
 _AMOUNTS: dict[str, str] = {}
@@ -68,9 +69,11 @@ def amount(text: str) -> str:
     return shown
 
 
-def money_bag(value: str, currency: str) -> dict[str, Any]:
+def money_bag(value: str, currency: str, presentment: tuple[str, str] | None = None) -> dict[str, Any]:
+    """A MoneyBag of a shop amount; `presentment` is (amount, currency) when the buyer paid in another."""
     money = {"amount": amount(value), "currencyCode": currency}
-    return {"shopMoney": money, "presentmentMoney": money}
+    shown = money if presentment is None else {"amount": amount(presentment[0]), "currencyCode": presentment[1]}
+    return {"shopMoney": money, "presentmentMoney": shown}
 
 
 def encode_cursor(value: Any, last_id: int) -> str:
@@ -113,6 +116,24 @@ def connection(nodes: list[Any], cursors: list[str], has_next: bool, has_previou
     }
 
 
+def paged(items: Sequence[T], key: Callable[[T], int], render: Callable[[T], Any], first: int | None,
+          after: str | None) -> dict[str, Any]:
+    """The page of `items` after the cursor `after`, `first` long, as Shopify pages a connection.
+
+    Cursors carry each item's `key`, a number unique among `items`.
+    """
+    size = check_page_size(first)
+    start = 0
+    if after is not None:
+        _, last_id = decode_cursor(after)
+        start = next((i + 1 for i, item in enumerate(items) if key(item) == last_id), None)
+        if start is None:
+            raise GraphQLError("Invalid cursor for current pagination.")
+    page = items[start:start + size]
+    return connection([render(item) for item in page], [encode_cursor(key(item), key(item)) for item in page],
+                      start + size < len(items), start > 0)
+
+
 class View(Mapping[str, Any]):
     """One object's fields, each computed from the store only when read."""
 
@@ -143,18 +164,8 @@ class LineItems:
 
     def __call__(self, _info: Any, first: int | None = None, after: str | None = None,
                  reverse: bool | None = False) -> dict[str, Any]:
-        size = check_page_size(first)
         lines = self.order.lines[::-1] if reverse else self.order.lines
-        start = 0
-        if after is not None:
-            _, last_id = decode_cursor(after)
-            start = next((i + 1 for i, line in enumerate(lines) if line.id == last_id), None)
-            if start is None:
-                raise GraphQLError("Invalid cursor for current pagination.")
-        page = lines[start:start + size]
-        return connection([self.renderer.line(line, self.order) for line in page],
-                          [encode_cursor(line.id, line.id) for line in page],
-                          start + size < len(lines), start > 0)
+        return paged(lines, lambda line: line.id, lambda line: self.renderer.line(line, self.order), first, after)
 
     def all(self) -> list[View]:
         return [self.renderer.line(line, self.order) for line in self.order.lines]

@@ -51,31 +51,46 @@ class Term:
 
 @dataclass(slots=True)
 class Search:
-    """A parsed `query:` argument, and the warnings Shopify would send back for it."""
+    """A parsed `query:` argument, and the warnings Shopify would send back for it.
+
+    `terms` must all match; of each group in `any_of` (terms joined by OR), one must.
+    """
 
     terms: list[Term] = field(default_factory=list)
+    any_of: list[list[Term]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
 
 
 def parse_search(text: str | None) -> Search:
-    """Reads `field:op value` terms joined by spaces or AND.
+    """Reads `field:op value` terms joined by spaces, AND or OR (OR binding the terms beside it).
 
     Raises:
-        GraphQLError: for syntax the sandbox does not implement (OR, negation, free
-            text), rather than silently matching everything.
+        GraphQLError: for syntax the sandbox does not implement (negation, free text, an
+            OR without a term on each side), rather than silently matching everything.
     """
-    search = Search()
+    groups: list[list[Term]] = []
+    joining = False
     for match in _TERM.finditer(text or ""):
         word = match["word"]
         if word is not None:
             if word == "AND":
                 continue
-            raise GraphQLError(f"The Shopify sandbox's search does not support {word!r}.")
+            if word == "OR" and groups and not joining:
+                joining = True
+                continue
+            raise GraphQLError(f"The Shopify sandbox's search does not support {word!r} here.")
         value = match["value"]
         if value[:1] in "'\"":
             value = value[1:-1]
-        search.terms.append(Term(match["field"].lower(), match["op"] or "=", value))
-    return search
+        term = Term(match["field"].lower(), match["op"] or "=", value)
+        if joining:
+            groups[-1].append(term)
+            joining = False
+        else:
+            groups.append([term])
+    if joining:
+        raise GraphQLError("The Shopify sandbox's search does not support a trailing 'OR'.")
+    return Search([g[0] for g in groups if len(g) == 1], [g for g in groups if len(g) > 1])
 
 
 def _moment(value: str) -> tuple[datetime, bool] | None:
@@ -182,6 +197,8 @@ def find_orders(store: Store, search: Search, sort_key: str, reverse: bool, afte
     Args:
         limit: page size; None for every match (a bulk export, which needs no cursors).
     """
+    if search.any_of:
+        raise GraphQLError("The Shopify sandbox's order search does not support 'OR'.")
     sort_field = ORDER_SORTS[sort_key]
     found: list[Order] = []
     with store.lock:
@@ -211,21 +228,28 @@ def find_orders(store: Store, search: Search, sort_key: str, reverse: bool, afte
 VARIANT_SORTS: dict[str, Callable[[Variant], Any]] = {"ID": lambda v: (v.id, v.id), "SKU": lambda v: (v.sku, v.id)}
 
 
+def _variant_check(term: Term, search: Search) -> Callable[[Variant], bool] | None:
+    """The check of one term on a variant; None (with Shopify's warning) for a field it cannot search."""
+    if term.field == "sku" and term.value.endswith("*"):
+        return lambda v, prefix=term.value[:-1]: v.sku.startswith(prefix)
+    if term.field == "sku":
+        return lambda v, sku=term.value: v.sku == sku
+    if term.field == "product_id" and term.value.isdigit():
+        return lambda v, pid=int(term.value): v.product_id == pid
+    if term.field == "updated_at" and (parsed := _moment(term.value)):
+        return lambda v, op=term.op, at=parsed[0]: _OPS[op](v.updated_at, at)
+    search.warnings.append({"field": term.field, "message": "Invalid search field for this query."})
+    return None
+
+
 def find_variants(variants: list[Variant], search: Search, sort_key: str, reverse: bool,
                   after: str | None, limit: int | None) -> tuple[list[Variant], bool]:
-    """Variants matching `search` (`sku`, with a trailing `*` for a prefix; `product_id`; `updated_at`)."""
-    checks: list[Callable[[Variant], bool]] = []
-    for term in search.terms:
-        if term.field == "sku" and term.value.endswith("*"):
-            checks.append(lambda v, prefix=term.value[:-1]: v.sku.startswith(prefix))
-        elif term.field == "sku":
-            checks.append(lambda v, sku=term.value: v.sku == sku)
-        elif term.field == "product_id" and term.value.isdigit():
-            checks.append(lambda v, pid=int(term.value): v.product_id == pid)
-        elif term.field == "updated_at" and (parsed := _moment(term.value)):
-            checks.append(lambda v, op=term.op, at=parsed[0]: _OPS[op](v.updated_at, at))
-        else:
-            search.warnings.append({"field": term.field, "message": "Invalid search field for this query."})
+    """Variants matching `search` (`sku`, with a trailing `*` for a prefix; `product_id`; `updated_at`;
+    terms joined by OR)."""
+    checks = [check for term in search.terms if (check := _variant_check(term, search))]
+    for group in search.any_of:
+        either = [check for term in group if (check := _variant_check(term, search))]
+        checks.append(lambda v, either=either: any(check(v) for check in either))
     key = VARIANT_SORTS[sort_key]
     ordered = sorted((v for v in variants if all(c(v) for c in checks)), key=key, reverse=reverse)
     if after is not None:

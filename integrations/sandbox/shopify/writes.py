@@ -1,26 +1,37 @@
 """Write-backs in the Shopify sandbox: stock, order notes, fulfillments and refunds.
 
 Serves `inventorySetQuantities`, `orderUpdate` (the note), `fulfillmentCreate` and
-`refundCreate` over the seeded store, plus what a client reads to make them: the primary
-`location`, a variant's `inventoryItem`, an order's `fulfillmentOrders`, `fulfillments`,
-`transactions` and `refunds`. Writes are kept beside the store and recorded in `writes`.
+`refundCreate` over the seeded store, plus what a client reads to make them: a `location`,
+a variant's `inventoryItem` (with its `inventoryLevel` there), an order's
+`fulfillmentOrders` (and `fulfillmentOrder` by id, with its lines and fulfillments),
+`fulfillments` (and `fulfillment` by id), `transactions` and `refunds`. Connections page
+with cursors as Shopify's do. Writes are kept beside the store and recorded in `writes`.
 
-`inventorySetQuantities` and `refundCreate` require Shopify's `@idempotent(key:)`
+As on Shopify, `fulfillmentCreate` takes fulfillment orders of one assigned location only,
+and `refundCreate` refunds in the order's presentment currency, which it must name when
+that is not the shop's.
+
+`inventorySetQuantities` compares each quantity's `changeFromQuantity` (required, null
+skips it) with the count it would replace and refuses the whole mutation when one differs
+(CHANGE_FROM_QUANTITY_STALE). It and `refundCreate` require Shopify's `@idempotent(key:)`
 directive (since 2026-04): the same key with the same input answers the first result
 and writes nothing; with other input, Shopify's IDEMPOTENCY_KEY_PARAMETER_MISMATCH.
 `lose_write_responses(n)` cuts the connection after the next `n` writes were applied,
 as a lost answer would.
 
-The sandbox's simplifications: one location (the primary), one fulfillment order per
-order, one SALE transaction per order (its total, gateway "manual"); writes do not move
-the order's `updatedAt`.
+The sandbox's simplifications: an order has one fulfillment order, at the primary location,
+until `split_fulfillment_orders` places whole lines on several; stock is kept and returned
+at the primary location only; one SALE transaction per order (its total, gateway "manual");
+a presentment currency (`present_in`) shows on transactions and refunds only; writes do not
+move the order's `updatedAt`.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import count
@@ -32,16 +43,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from domain.orders import Lifecycle
 from integrations.sandbox.shopify.render import (
     Renderer,
-    connection,
-    encode_cursor,
     gid,
     money_bag,
+    paged,
     parse_gid,
     timestamp,
 )
 from integrations.sandbox.store import Line, Order, Store, Variant
 
-LOCATION_ID = gid("Location", 1)
+PRIMARY_LOCATION = 1
+LOCATION_ID = gid("Location", PRIMARY_LOCATION)
 GATEWAY = "manual"
 # Reasons inventorySetQuantities accepts (Shopify's documented list, in part).
 STOCK_REASONS = frozenset({"correction", "cycle_count_available", "damaged", "movement_created", "movement_updated",
@@ -63,6 +74,15 @@ def _error(message: str, field: list[str], code: str | None = None) -> dict[str,
     return error
 
 
+@dataclass(frozen=True, slots=True)
+class FulfillmentOrder:
+    """Lines of an order to ship from one location; `number` is its gid's."""
+
+    number: int
+    location: int
+    line_ids: tuple[int, ...]
+
+
 class ShopifyWrites:
     """The writes a Shopify sandbox took, and the resolvers that take them."""
 
@@ -72,11 +92,17 @@ class ShopifyWrites:
         self.writes: list[dict[str, Any]] = []
         self.notes: dict[int, str] = {}
         self.available: dict[int, int] = {}  # by variant id, once written
+        self.stock_writes: list[tuple[str, int]] = []  # (SKU, units) of every count the API set, in order
         self.fulfilled: Counter[int] = Counter()  # units by line id
         self.refunded_units: Counter[int] = Counter()
         self.refunded_money: dict[int, Decimal] = {}
         self.fulfillments: dict[int, list[dict[str, Any]]] = {}
         self.refunds: dict[int, list[dict[str, Any]]] = {}
+        self.locations: dict[int, str] = {PRIMARY_LOCATION: "Sandbox warehouse"}
+        self.placements: dict[int, list[FulfillmentOrder]] = {}  # by order id, once split
+        self.presentment: dict[int, tuple[str, Decimal]] = {}  # by order id: currency, units per shop unit
+        self._placed: dict[int, tuple[Order, FulfillmentOrder]] = {}  # by fulfillment order number
+        self._fulfillments_by_id: dict[int, dict[str, Any]] = {}
         self.lost_responses = 0
         self._lose = 0
         self._keys: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
@@ -90,14 +116,46 @@ class ShopifyWrites:
         """Applies the next `count` writes, then cuts each one's connection before its answer."""
         self._lose = count
 
+    def split_fulfillment_orders(self, order_id: int, placements: Sequence[tuple[int, Sequence[int]]]) -> list[str]:
+        """Places an unshipped order's lines on fulfillment orders, one per (location number, line ids),
+        as Shopify's order routing does; returns their ids. A location not seen before is added.
+
+        Raises:
+            ValueError: unless every line of the order goes on exactly one, before any shipment.
+        """
+        order = self.store.order(order_id)
+        if order is None or self.fulfillments.get(order_id):
+            raise ValueError(f"order {order_id} is not there, or has shipped already")
+        if sorted(n for _, lines in placements for n in lines) != sorted(line.id for line in order.lines):
+            raise ValueError("every line of the order must go on exactly one fulfillment order")
+        for earlier in self.placements.pop(order_id, []):
+            del self._placed[earlier.number]
+        made = []
+        for location, line_ids in placements:
+            self.locations.setdefault(location, f"Sandbox location {location}")
+            placement = FulfillmentOrder(next(self._ids), location, tuple(line_ids))
+            self._placed[placement.number] = (order, placement)
+            made.append(placement)
+        self.placements[order_id] = made
+        return [gid("FulfillmentOrder", placement.number) for placement in made]
+
+    def present_in(self, order_id: int, currency: str, rate: Decimal) -> None:
+        """Has an order's buyer pay in `currency`, `rate` units of it per unit of the shop's."""
+        self.presentment[order_id] = (currency, rate)
+
     def stock(self, sku: str) -> int:
         """Units available for `sku` at the location: as written, else the store's on hand."""
         variant = self._variants_by_sku[sku]
         return self.available.get(variant.id, self.store.on_hand.get(sku, 0))
 
+    def edit_stock(self, sku: str, units: int) -> None:
+        """Sets a count as a merchant does in Shopify's admin (not one of the API's writes)."""
+        self.available[self._variants_by_sku[sku].id] = units
+
     def resolvers(self) -> dict[str, Callable[..., Any]]:
         """Root fields to add to the sandbox's root value."""
-        return {"location": self._location, "inventorySetQuantities": self._set_quantities,
+        return {"location": self._location, "fulfillmentOrder": self._fulfillment_order_by_id,
+                "fulfillment": self._fulfillment_by_id, "inventorySetQuantities": self._set_quantities,
                 "orderUpdate": self._order_update, "fulfillmentCreate": self._fulfillment_create,
                 "refundCreate": self._refund_create}
 
@@ -131,9 +189,11 @@ class ShopifyWrites:
         renderer = self.renderer
         renderer.order_fields |= {
             "note": lambda o: self.notes.get(o.id),
+            "presentmentCurrencyCode": lambda o: self._presentment(o)[0],
             "displayFulfillmentStatus": self._fulfillment_status,
             "fulfillmentOrders": lambda o: lambda _info, first=None, after=None, reverse=False, query=None, \
-                displayable=False: self._fulfillment_orders(o),
+                displayable=False: paged(self._fulfillment_orders(o)[::-1 if reverse else 1], lambda fo: fo.number,
+                                         lambda fo: self._fulfillment_order_view(o, fo), first, after),
             "fulfillments": lambda o: lambda _info, first=None, query=None: [
                 self._fulfillment_view(f) for f in self.fulfillments.get(o.id, [])][:first],
             "transactions": lambda o: lambda _info, first=None, capturable=None, manuallyResolvable=None:
@@ -148,14 +208,28 @@ class ShopifyWrites:
         renderer.variant_fields |= {"inventoryItem": self._inventory_item}
 
     def _location(self, _info: Any, id: str | None = None) -> dict[str, Any] | None:
-        if id is not None and id != LOCATION_ID:
-            return None
-        return {"id": LOCATION_ID, "legacyResourceId": "1", "name": "Sandbox warehouse", "isActive": True}
+        number = PRIMARY_LOCATION if id is None else parse_gid(id, "Location")
+        return self._location_view(number) if number in self.locations else None
 
-    @staticmethod
-    def _inventory_item(variant: Variant) -> dict[str, Any]:
+    def _location_view(self, number: int) -> dict[str, Any]:
+        return {"id": gid("Location", number), "legacyResourceId": str(number), "name": self.locations[number],
+                "isActive": True}
+
+    def _inventory_item(self, variant: Variant) -> dict[str, Any]:
         return {"id": gid("InventoryItem", variant.id), "legacyResourceId": str(variant.id), "sku": variant.sku,
-                "tracked": True}
+                "tracked": True, "inventoryLevel": lambda _info, locationId, includeInactive=False:
+                self._inventory_level(variant, locationId)}
+
+    def _inventory_level(self, variant: Variant, location_id: str) -> dict[str, Any] | None:
+        """The item's level at a location: only the primary one stocks anything."""
+        if parse_gid(location_id, "Location") != PRIMARY_LOCATION:
+            return None
+        units = self.stock(variant.sku)
+        return {"id": f"{gid('InventoryLevel', variant.id)}?inventory_item_id={variant.id}", "isActive": True,
+                "location": self._location_view(PRIMARY_LOCATION),
+                "quantities": lambda _info, names: [
+                    {"id": f"{gid('InventoryQuantity', variant.id)}?name={name}", "name": name, "quantity": units}
+                    for name in names if name in STOCK_NAMES]}
 
     def _remaining(self, line: Line, order: Order) -> int:
         if order.lifecycle is not Lifecycle.OPEN or not line.requires_shipping:
@@ -168,51 +242,107 @@ class ShopifyWrites:
             and all(self._remaining(line, order) == 0 for line in order.lines))
         return "FULFILLED" if done else "UNFULFILLED"
 
-    def _fulfillment_order_status(self, order: Order) -> str:
+    def _fulfillment_orders(self, order: Order) -> list[FulfillmentOrder]:
+        """The order's fulfillment orders: as split, else one of all its lines numbered as the order."""
+        return self.placements.get(order.id) or [
+            FulfillmentOrder(order.id, PRIMARY_LOCATION, tuple(line.id for line in order.lines))]
+
+    def _find_fulfillment_order(self, value: str) -> tuple[Order, FulfillmentOrder] | None:
+        number = parse_gid(value, "FulfillmentOrder")
+        if number is None:
+            return None
+        if number in self._placed:
+            return self._placed[number]
+        order = self.store.order(number)  # an order not split: its one fulfillment order has its number
+        if order is None or order.id in self.placements:
+            return None
+        return order, self._fulfillment_orders(order)[0]
+
+    @staticmethod
+    def _lines_on(order: Order, placement: FulfillmentOrder) -> list[Line]:
+        return [line for line in order.lines if line.id in placement.line_ids]
+
+    def _made_from(self, order: Order, placement: FulfillmentOrder) -> list[dict[str, Any]]:
+        return [f for f in self.fulfillments.get(order.id, []) if placement.number in f["fulfillment_orders"]]
+
+    def _fulfillment_order_status(self, order: Order, placement: FulfillmentOrder) -> str:
         if order.lifecycle is Lifecycle.CANCELLED:
             return "CANCELLED"
-        if any(self._remaining(line, order) for line in order.lines):
-            return "IN_PROGRESS" if self.fulfillments.get(order.id) else "OPEN"
+        if any(self._remaining(line, order) for line in self._lines_on(order, placement)):
+            return "IN_PROGRESS" if self._made_from(order, placement) else "OPEN"
         return "CLOSED"
 
-    def _fulfillment_orders(self, order: Order) -> dict[str, Any]:
-        def lines(_info: Any, first: int | None = None, after: str | None = None, reverse: bool = False) -> Any:
-            chosen = order.lines[: first]
-            return connection(
-                [{"id": gid("FulfillmentOrderLineItem", line.id), "sku": line.sku,
-                  "remainingQuantity": self._remaining(line, order), "totalQuantity": line.quantity,
-                  "lineItem": self.renderer.line(line, order)} for line in chosen],
-                [encode_cursor(line.id, line.id) for line in chosen], len(order.lines) > len(chosen), False)
+    def _fulfillment_order_view(self, order: Order, placement: FulfillmentOrder) -> dict[str, Any]:
+        def line_view(line: Line) -> dict[str, Any]:
+            return {"id": gid("FulfillmentOrderLineItem", line.id), "sku": line.sku,
+                    "remainingQuantity": self._remaining(line, order), "totalQuantity": line.quantity,
+                    "lineItem": self.renderer.line(line, order)}
 
-        node = {"id": gid("FulfillmentOrder", order.id), "status": self._fulfillment_order_status(order),
-                "lineItems": lines}
-        return connection([node], [encode_cursor(order.id, order.id)], False, False)
+        return {
+            "id": gid("FulfillmentOrder", placement.number), "status": self._fulfillment_order_status(order, placement),
+            "assignedLocation": {"name": self.locations[placement.location],
+                                 "location": self._location_view(placement.location)},
+            "lineItems": lambda _info, first=None, after=None, reverse=False: paged(
+                self._lines_on(order, placement)[::-1 if reverse else 1], lambda line: line.id, line_view, first,
+                after),
+            "fulfillments": lambda _info, first=None, after=None, reverse=False: paged(
+                self._made_from(order, placement)[::-1 if reverse else 1], lambda f: f["id"], self._fulfillment_view,
+                first, after),
+        }
+
+    def _fulfillment_order_by_id(self, _info: Any, id: str) -> dict[str, Any] | None:
+        found = self._find_fulfillment_order(id)
+        return self._fulfillment_order_view(*found) if found else None
 
     def _fulfillment_view(self, record: dict[str, Any]) -> dict[str, Any]:
         order = record["order"]
-        items = [{"id": gid("FulfillmentLineItem", n), "quantity": units, "lineItem": self.renderer.line(line, order)}
-                 for n, (line, units) in enumerate(record["lines"], start=record["id"] * 1000)]
+        items = list(enumerate(record["lines"]))
+
+        def item_view(item: tuple[int, tuple[Line, int]]) -> dict[str, Any]:
+            n, (line, units) = item
+            return {"id": gid("FulfillmentLineItem", record["id"] * 100_000 + n), "quantity": units,
+                    "lineItem": self.renderer.line(line, order)}
+
         return {
             "id": gid("Fulfillment", record["id"]), "legacyResourceId": str(record["id"]), "name": record["name"],
             "status": "SUCCESS", "createdAt": timestamp(record["at"]),
+            "location": self._location_view(record["location"]),
             "trackingInfo": lambda _info, first=None: record["tracking"][:first],
-            "fulfillmentLineItems": lambda _info, first=None, after=None, reverse=False: connection(
-                items[:first], [encode_cursor(n, n) for n in range(len(items[:first]))], len(items) > (first or 0),
-                False),
+            "fulfillmentLineItems": lambda _info, first=None, after=None, reverse=False: paged(
+                items[::-1 if reverse else 1], lambda item: item[0], item_view, first, after),
         }
+
+    def _fulfillment_by_id(self, _info: Any, id: str) -> dict[str, Any] | None:
+        number = parse_gid(id, "Fulfillment")
+        record = self._fulfillments_by_id.get(number) if number is not None else None
+        return self._fulfillment_view(record) if record else None
+
+    def _presentment(self, order: Order) -> tuple[str, Decimal]:
+        return self.presentment.get(order.id, (order.currency, Decimal(1)))
+
+    def _paid(self, order: Order) -> str:
+        """The order's total as its buyer paid it, in the presentment currency."""
+        _, rate = self._presentment(order)
+        return order.total if rate == 1 else f"{Decimal(order.total) * rate:.2f}"
+
+    def _money(self, order: Order, presented: str) -> dict[str, Any]:
+        """A MoneyBag of an amount in the order's presentment currency, with the shop's beside it."""
+        currency, rate = self._presentment(order)
+        shop = presented if rate == 1 else f"{Decimal(presented) / rate:.2f}"
+        return money_bag(shop, order.currency, (presented, currency))
 
     def _transactions(self, order: Order) -> list[dict[str, Any]]:
         sale = {"id": gid("OrderTransaction", order.id), "kind": "SALE", "status": "SUCCESS", "gateway": GATEWAY,
-                "amountSet": money_bag(order.total, order.currency), "parentTransaction": None}
+                "amountSet": self._money(order, self._paid(order)), "parentTransaction": None}
         refunds = [{"id": gid("OrderTransaction", r["transaction"]), "kind": "REFUND", "status": "SUCCESS",
-                    "gateway": GATEWAY, "amountSet": money_bag(f"{r['amount']:.2f}", order.currency),
+                    "gateway": GATEWAY, "amountSet": self._money(order, f"{r['amount']:.2f}"),
                     "parentTransaction": sale} for r in self.refunds.get(order.id, []) if r["amount"] > 0]
         return [sale, *refunds]
 
     def _refund_view(self, record: dict[str, Any]) -> dict[str, Any]:
         return {"id": gid("Refund", record["id"]), "legacyResourceId": str(record["id"]), "note": record["note"],
                 "createdAt": timestamp(record["at"]),
-                "totalRefundedSet": money_bag(f"{record['amount']:.2f}", record["order"].currency)}
+                "totalRefundedSet": self._money(record["order"], f"{record['amount']:.2f}")}
 
     # -- idempotency ------------------------------------------------------------------------------
 
@@ -279,6 +409,7 @@ class ShopifyWrites:
                                   "INVALID_QUANTITY_NEGATIVE")
                 changes[variant.id] = quantity["quantity"]
             self.available.update(changes)
+            self.stock_writes += [(self.renderer.variants[v].sku, n) for v, n in changes.items()]
             group = next(self._ids)
             self._record("stock", id=group, levels={self.renderer.variants[v].sku: n for v, n in changes.items()})
             return {"inventoryAdjustmentGroup": {
@@ -301,36 +432,37 @@ class ShopifyWrites:
 
     def _fulfillment_create(self, _info: Any, fulfillment: dict[str, Any], message: str | None = None
                             ) -> dict[str, Any]:
-        def refuse(text: str, field: list[str]) -> dict[str, Any]:
-            return {"fulfillment": None, "userErrors": [_error(text, ["fulfillment", *field])]}
+        def refuse(text: str) -> dict[str, Any]:
+            return {"fulfillment": None, "userErrors": [_error(text, ["fulfillment", "lineItemsByFulfillmentOrder"])]}
 
         groups = fulfillment["lineItemsByFulfillmentOrder"]
         if not groups:
-            return refuse("Line items by fulfillment order can't be blank.", ["lineItemsByFulfillmentOrder"])
-        orders = {parse_gid(g["fulfillmentOrderId"], "FulfillmentOrder") for g in groups}
-        order = self.store.order(orders.pop()) if len(orders) == 1 and None not in orders else None
-        if order is None:
-            return refuse("Fulfillment orders must exist and belong to one order.", ["lineItemsByFulfillmentOrder"])
-        if self._fulfillment_order_status(order) not in ("OPEN", "IN_PROGRESS"):
-            return refuse("Fulfillment order is not in a fulfillable state.", ["lineItemsByFulfillmentOrder"])
-        lines = {line.id: line for line in order.lines}
-        shipped: list[tuple[Line, int]] = []
-        for group in groups:
-            asked = group.get("fulfillmentOrderLineItems")
-            if not asked:
-                left = [(line, self._remaining(line, order)) for line in order.lines]
-                shipped += [(line, units) for line, units in left if units]
+            return refuse("Line items by fulfillment order can't be blank.")
+        found = [self._find_fulfillment_order(group["fulfillmentOrderId"]) for group in groups]
+        if None in found or len({order.id for order, _ in found}) != 1:
+            return refuse("Fulfillment orders must exist and belong to one order.")
+        if len({placement.location for _, placement in found}) != 1:
+            return refuse("All fulfillment orders must be assigned to a single location.")
+        order = found[0][0]
+        asked: Counter[int] = Counter()  # units by line id, over every group
+        for group, (_, placement) in zip(groups, found, strict=True):
+            if self._fulfillment_order_status(order, placement) not in ("OPEN", "IN_PROGRESS"):
+                return refuse("Fulfillment order is not in a fulfillable state.")
+            lines = {line.id: line for line in self._lines_on(order, placement)}
+            items = group.get("fulfillmentOrderLineItems")
+            if not items:
+                asked.update({line.id: self._remaining(line, order) for line in lines.values()})
                 continue
-            for item in asked:
+            for item in items:
                 line = lines.get(parse_gid(item["id"], "FulfillmentOrderLineItem") or -1)
                 if line is None:
-                    return refuse("Fulfillment order line item does not exist.", ["lineItemsByFulfillmentOrder"])
-                if not 0 < item["quantity"] <= self._remaining(line, order):
-                    return refuse(f"Invalid quantity {item['quantity']} for line item {line.id}.",
-                                  ["lineItemsByFulfillmentOrder"])
-                shipped.append((line, item["quantity"]))
+                    return refuse("Fulfillment order line item does not exist.")
+                asked[line.id] += item["quantity"]
+                if item["quantity"] <= 0 or asked[line.id] > self._remaining(line, order):
+                    return refuse(f"Invalid quantity {item['quantity']} for line item {line.id}.")
+        shipped = [(line, asked[line.id]) for line in order.lines if asked[line.id] > 0]
         if not shipped:
-            return refuse("Nothing is left to fulfill.", ["lineItemsByFulfillmentOrder"])
+            return refuse("Nothing is left to fulfill.")
         for line, units in shipped:
             self.fulfilled[line.id] += units
         tracking = fulfillment.get("trackingInfo") or {}
@@ -341,10 +473,12 @@ class ShopifyWrites:
         number = next(self._ids)
         earlier = self.fulfillments.setdefault(order.id, [])
         record = {"id": number, "order": order, "name": f"#{order.number}-F{len(earlier) + 1}", "at": _now(),
-                  "tracking": infos, "lines": shipped}
+                  "tracking": infos, "lines": shipped, "location": found[0][1].location,
+                  "fulfillment_orders": {placement.number for _, placement in found}}
         earlier.append(record)
+        self._fulfillments_by_id[number] = record
         self._record("fulfillment", id=number, order_id=order.id, lines={line.sku: n for line, n in shipped},
-                     tracking=numbers)
+                     tracking=numbers, location=record["location"])
         return {"fulfillment": self._fulfillment_view(record), "userErrors": []}
 
     def _refund_create(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
@@ -355,6 +489,12 @@ class ShopifyWrites:
             order = self._order_of(input["orderId"])
             if order is None:
                 return refuse("Order does not exist.", ["orderId"])
+            currency, _ = self._presentment(order)
+            if input.get("currency") is None and currency != order.currency:
+                return refuse("Currency is required when the order's presentment currency is not the shop's.",
+                              ["currency"])
+            if input.get("currency") not in (None, currency):
+                return refuse(f"Currency must be the order's presentment currency, {currency}.", ["currency"])
             lines = {line.id: line for line in order.lines}
             returned: list[tuple[Line, int, bool]] = []
             for index, item in enumerate(input.get("refundLineItems") or []):
@@ -369,7 +509,7 @@ class ShopifyWrites:
                     return refuse("Location is required to restock a returned item.", [*path, "locationId"])
                 returned.append((line, item["quantity"], restock))
             amount = Decimal(0)
-            paid = Decimal(order.total)
+            paid = Decimal(self._paid(order))
             for index, transaction in enumerate(input.get("transactions") or []):
                 path = ["transactions", str(index)]
                 if transaction["kind"] != "REFUND" or transaction.get("parentId") != gid("OrderTransaction", order.id):
@@ -394,7 +534,7 @@ class ShopifyWrites:
             record = {"id": number, "transaction": transaction_number, "order": order, "note": input.get("note"),
                       "at": _now(), "amount": amount}
             self.refunds.setdefault(order.id, []).append(record)
-            self._record("refund", id=number, order_id=order.id, amount=amount,
+            self._record("refund", id=number, order_id=order.id, amount=amount, currency=currency,
                          lines={line.sku: units for line, units, _ in returned})
             return {"refund": self._refund_view(record), "order": self.renderer.order(order), "userErrors": []}
 

@@ -1,7 +1,8 @@
 """A local server speaking WooCommerce's REST API v3 over the seeded store.
 
 Serves orders (filtered, sorted and paged with `X-WP-Total`, `X-WP-TotalPages` and a
-`Link` header), order notes and refunds, products and variations, with WooCommerce's
+`Link` header), order notes and refunds, products and variations (their stock counts
+updated one at a time or up to a hundred to a `batch`), with WooCommerce's
 consumer key auth (HTTP Basic or query string) and its JSON error shape. Writes are
 kept beside the store (statuses, notes, refunds, stock counts) and recorded in
 `writes`; `drop_next_writes` cuts the connection after applying a write, as a lost
@@ -161,6 +162,7 @@ class WooCommerceSandbox(SandboxControl):
         self.notes: dict[int, list[dict[str, Any]]] = {}
         self.refunds: dict[int, list[dict[str, Any]]] = {}
         self.stock: dict[int, int] = {}  # by product or variation id, once written
+        self.stock_writes: list[tuple[str, int]] = []  # (SKU, count) of every count the API set, in order
         self._products = {p.id: p for p in store.products}
         self._ids = count(1)
         self._drop_writes = 0
@@ -171,8 +173,10 @@ class WooCommerceSandbox(SandboxControl):
             ("/orders/{id:int}/notes", self._notes, ["GET", "POST"]),
             ("/orders/{id:int}/refunds", self._refunds, ["GET", "POST"]),
             ("/products", self._list_products, ["GET"]),
+            ("/products/batch", self._products_batch, ["POST"]),
             ("/products/{id:int}", self._product, ["GET", "PUT"]),
             ("/products/{id:int}/variations", self._variations, ["GET"]),
+            ("/products/{id:int}/variations/batch", self._variations_batch, ["POST"]),
             ("/products/{id:int}/variations/{vid:int}", self._variation, ["GET", "PUT"]),
             ("/data/currencies/current", self._currency, ["GET"]),
         ]
@@ -201,6 +205,20 @@ class WooCommerceSandbox(SandboxControl):
     def drop_next_writes(self, count: int = 1) -> None:
         """Applies the next `count` writes, then cuts each one's connection before its answer."""
         self._drop_writes = count
+
+    def _stock_holder(self, sku: str) -> int:
+        """The id a SKU's stock count is kept under: its variation's, or its simple product's."""
+        variant = next(v for v in self.store.variants if v.sku == sku)
+        product = self._products[variant.product_id]
+        return variant.id if is_variable(product) else product.id
+
+    def shown_stock(self, sku: str) -> int:
+        """The stock count WooCommerce shows for a SKU: as written, else the store's on hand."""
+        return self.stock.get(self._stock_holder(sku), self.store.on_hand.get(sku, 0))
+
+    def edit_stock(self, sku: str, count: int) -> None:
+        """Sets a count as a shop manager does in WordPress (not one of the API's writes)."""
+        self.stock[self._stock_holder(sku)] = count
 
     def _wire_id(self, order_id: int) -> str:
         return str(order_id)
@@ -464,9 +482,54 @@ class WooCommerceSandbox(SandboxControl):
         product = self._find_product(request)
         if request.method == "PUT":
             body = await _json_body(request)
-            self._set_stock(product.id, body)
+            self._set_stock(product.id, product.variants[0].sku, body)
             return self._applied(request, body, self.renderer.product(product, self.stock))
         return JSONResponse(self.renderer.product(product, self.stock))
+
+    async def _products_batch(self, request: Request) -> Response:
+        """`POST products/batch`: updates only (the sandbox creates and deletes no products)."""
+        def update(item: dict[str, Any]) -> dict[str, Any]:
+            product = self._products.get(_whole(item.get("id")))
+            if product is None:
+                raise Problem(400, "woocommerce_rest_product_invalid_id", "Invalid ID.")
+            self._set_stock(product.id, product.variants[0].sku, item)
+            return self.renderer.product(product, self.stock)
+
+        return await self._batch(request, update)
+
+    async def _variations_batch(self, request: Request) -> Response:
+        """`POST products/<id>/variations/batch`: updates of the product's variations only."""
+        product = self._find_product(request)
+        variants = {v.id: v for v in product.variants} if is_variable(product) else {}
+
+        def update(item: dict[str, Any]) -> dict[str, Any]:
+            variant = variants.get(_whole(item.get("id")))
+            if variant is None:
+                raise Problem(400, "woocommerce_rest_product_variation_invalid_id", "Invalid ID.")
+            self._set_stock(variant.id, variant.sku, item)
+            return self.renderer.variation(variant, self.stock)
+
+        return await self._batch(request, update)
+
+    async def _batch(self, request: Request, update: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+        """A batch request's `update` items, each answered with the record or its own error, as
+        WooCommerce does: one item refused leaves the others written."""
+        body = await _json_body(request)
+        items = body.get("update") or []
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise _invalid("update", "update is not of type array.")
+        if len(items) + len(body.get("create") or []) + len(body.get("delete") or []) > MAX_PER_PAGE:
+            raise Problem(413, "rest_request_entity_too_large",
+                          f"Unable to accept more than {MAX_PER_PAGE} items for this request.")
+        answered = []
+        with self.store.lock:
+            for item in items:
+                try:
+                    answered.append(update(item))
+                except Problem as problem:
+                    answered.append({"id": _whole(item.get("id")), "error": {
+                        "code": problem.code, "message": problem.message, "data": {"status": problem.status}}})
+            return self._applied(request, body, {"update": answered})
 
     async def _variations(self, request: Request) -> Response:
         product = self._find_product(request)
@@ -479,17 +542,18 @@ class WooCommerceSandbox(SandboxControl):
         variant = self._find_variation(request)
         if request.method == "PUT":
             body = await _json_body(request)
-            self._set_stock(variant.id, body)
+            self._set_stock(variant.id, variant.sku, body)
             return self._applied(request, body, self.renderer.variation(variant, self.stock))
         return JSONResponse(self.renderer.variation(variant, self.stock))
 
-    def _set_stock(self, own_id: int, body: dict[str, Any]) -> None:
+    def _set_stock(self, own_id: int, sku: str, body: dict[str, Any]) -> None:
         quantity = body.get("stock_quantity")
         if quantity is None:
             return
         if not isinstance(quantity, int) or isinstance(quantity, bool):
             raise _invalid("stock_quantity", "stock_quantity is not of type integer.")
         self.stock[own_id] = quantity
+        self.stock_writes.append((sku, quantity))
 
 
 def _amount(value: Any, otherwise: Decimal) -> Decimal:

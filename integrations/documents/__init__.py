@@ -1,0 +1,1 @@
+"""Documents Clerk prints for others: purchase orders for suppliers."""
