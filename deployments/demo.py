@@ -189,8 +189,8 @@ def _restock_night(workdir: Path, url: str) -> tuple[list[tuple[str, tuple[dict[
 
 
 def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
-    """A simulated day: three channels over one store, three intake runs, webhooks, a restock night
-    with purchase orders mailed and one approved, alerts, exports."""
+    """A simulated day: three channels over one store, three intake runs, webhooks, stock pushed to
+    the channels, a restock night with purchase orders mailed and one approved, alerts, exports."""
     from deployments.importing import import_catalog, import_stock
     from deployments.runs import run_flow
     from deployments.writers import write_records
@@ -228,6 +228,11 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
                      run_flow("order-intake", {})))
         for label, (summary, _) in runs:
             _print_summary(label, summary)
+        synced = run_flow("sync-stock", {})
+        print(f"\n== sync-stock: available stock to every channel\n   state={synced[0]['state']}  "
+              + "  ".join(f"{name}: pushed={c['pushed']} unchanged={c['unchanged']} conflicts={c['conflicts']}"
+                          for name, c in synced[0].get("channels", {}).items()))
+        runs.append(("sync-stock", synced))
         restock, approvals = _restock_night(workdir, url)
         for label, (summary, _) in restock:
             print(f"\n== {label}\n   " + "  ".join(f"{k}={v}" for k, v in summary.items() if k not in ("flow", "review_day")))
