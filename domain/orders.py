@@ -139,10 +139,11 @@ class ChannelOrder:
         return all(abs(amount) < LIMIT for amount in amounts)
 
     def demand(self) -> dict[str, int]:
-        """Units wanted per SKU (lines without a SKU are left out)."""
+        """Units wanted from our shelves per SKU: lines without a SKU, and lines that are not
+        shipped by us (digital goods, a marketplace's own fulfilment), are left out."""
         wanted: dict[str, int] = {}
         for line in self.lines:
-            if line.sku:
+            if line.sku and line.requires_shipping:
                 wanted[line.sku] = wanted.get(line.sku, 0) + line.units
         return wanted
 

@@ -81,3 +81,12 @@ def test_fold_prefers_the_weightier_outcome() -> None:
     assert fold_outcome(Outcome.CREATED, Outcome.UPDATED) == Outcome.CREATED
     assert fold_outcome(Outcome.UNCHANGED, Outcome.UPDATED) == Outcome.UPDATED
     assert fold_outcome(None, Outcome.QUARANTINED) == Outcome.QUARANTINED
+
+
+def test_a_line_not_shipped_by_us_reserves_nothing_and_is_never_short() -> None:
+    from dataclasses import replace
+
+    digital = replace(line("SKU-1", qty=4), requires_shipping=False)  # a download, or fulfilled by the marketplace
+    shipped = line("SKU-2", qty=1, price="25.00")
+    [decision] = decide_batch([order("1", (digital, shipped))], {}, CATALOG, {"SKU-1": 0, "SKU-2": 1})
+    assert (decision.status, dict(decision.reservation)) == (Status.ACCEPTED, {"SKU-2": 1})
