@@ -2,8 +2,11 @@
 
 Clerk pushes a SKU's available units (never below 0: a channel reads a negative count as
 back orders, or refuses it) only when they differ from what it last pushed to that channel.
-A channel showing neither that last push nor the wanted count was changed there by someone
-else: the count is left alone for a person to look at, and re-checked on every run until
+A channel lowers its own count as it sells, so it may show the last push less the units its
+orders took since (those Clerk has read are in `sold_since`): that is no conflict. A channel
+showing less than that sold more than Clerk has read yet: its count is left for a later run,
+once intake has read those orders. One showing more, or anything else, was changed there by
+someone: the count is left alone for a person to look at, and re-checked on every run until
 the two sides agree again.
 """
 
@@ -23,17 +26,20 @@ class Verdict(StrEnum):
 
     WRITE = "write"
     ALREADY = "already"  # the channel shows the wanted count: nothing to write
+    BEHIND = "behind"  # the channel sold units Clerk has not read yet: wait for intake
     CONFLICT = "conflict"  # changed on the channel since Clerk's last push: not overwritten
 
 
 @dataclass(frozen=True, slots=True)
 class Push:
-    """Units a channel should show as available for one SKU, and what Clerk last pushed there
-    (None: never, so whatever the channel shows is taken over)."""
+    """Units a channel should show as available for one SKU, what Clerk last pushed there
+    (None: never, so whatever the channel shows is taken over), and the units of that
+    channel's orders placed since, as far as Clerk has read them."""
 
     sku: str
     available: int
     last_pushed: int | None = None
+    sold_since: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +83,35 @@ def judge(push: Push, shown: int | None) -> Verdict:
 
     >>> judge(Push("A", 5, last_pushed=7), 7), judge(Push("A", 5, last_pushed=7), 5)
     (<Verdict.WRITE: 'write'>, <Verdict.ALREADY: 'already'>)
-    >>> judge(Push("A", 5, last_pushed=7), 6), judge(Push("A", 5), 6)
+    >>> judge(Push("A", 5, last_pushed=7), 8), judge(Push("A", 5), 6)
     (<Verdict.CONFLICT: 'conflict'>, <Verdict.WRITE: 'write'>)
+    >>> judge(Push("A", 5, last_pushed=7, sold_since=2), 5), judge(Push("A", 9, last_pushed=7, sold_since=2), 5)
+    (<Verdict.ALREADY: 'already'>, <Verdict.WRITE: 'write'>)
+    >>> judge(Push("A", 9, last_pushed=7, sold_since=2), 4), judge(Push("A", 9, last_pushed=7, sold_since=2), 6)
+    (<Verdict.BEHIND: 'behind'>, <Verdict.CONFLICT: 'conflict'>)
     """
     if shown == push.available:
         return Verdict.ALREADY
     # Never pushed (Clerk takes the count over) or no count kept there: nothing to overwrite.
-    if shown is None or push.last_pushed is None or shown == push.last_pushed:
+    if shown is None or push.last_pushed is None:
         return Verdict.WRITE
+    # Untouched, or lowered only by the orders Clerk has read (some channels lower their count
+    # when an order is placed, others only when it ships: both are the channel's own doing).
+    if shown in (push.last_pushed, push.last_pushed - push.sold_since):
+        return Verdict.WRITE
+    if shown < push.last_pushed - push.sold_since:
+        return Verdict.BEHIND
     return Verdict.CONFLICT
 
 
-def plan_pushes(available: Mapping[str, int], pushed: Mapping[str, Pushed], batch_size: int) -> PushPlan:
+def plan_pushes(
+    available: Mapping[str, int], pushed: Mapping[str, Pushed], batch_size: int, sold_since: Mapping[str, int] | None = None
+) -> PushPlan:
     """The SKUs to push to one channel, by SKU, in batches of at most `batch_size`.
 
     A SKU goes when its count differs from the last push (or was never pushed), and while a
     conflict on it is open, so the run that finds the two sides agreeing again closes it.
+    `sold_since` gives, per SKU, the units of the channel's orders placed since the last push.
 
     Raises:
         ValueError: for a batch size below 1.
@@ -104,7 +123,7 @@ def plan_pushes(available: Mapping[str, int], pushed: Mapping[str, Pushed], batc
         units = shown_units(available[sku])
         last = pushed.get(sku)
         if last is None or last.units != units or last.conflict_seen is not None:
-            pushes.append(Push(sku, units, last.units if last else None))
+            pushes.append(Push(sku, units, last.units if last else None, (sold_since or {}).get(sku, 0)))
     batches = [pushes[start:start + batch_size] for start in range(0, len(pushes), batch_size)]
     return PushPlan(batches, len(available) - len(pushes))
 

@@ -28,8 +28,8 @@ BATCH_SIZE = 100
 
 def _sync_channel(channel: str, stock: StockToSync, batch_size: int, failures: dict[str, str]) -> dict[str, int]:
     """Pushes a channel's changed counts a batch at a time; a batch that fails ends the channel's turn."""
-    plan = plan_pushes(stock.available, stock.pushed.get(channel, {}), batch_size)
-    counts = {"pushed": 0, "unchanged": plan.unchanged, "conflicts": 0, "unknown": 0}
+    plan = plan_pushes(stock.available, stock.pushed.get(channel, {}), batch_size, stock.sold_since.get(channel))
+    counts = {"pushed": 0, "unchanged": plan.unchanged, "conflicts": 0, "behind": 0, "unknown": 0}
     for number, batch in enumerate(plan.batches):
         # The run's own key: a retry of this batch reuses it, a later run's push of the same counts does not.
         state = push_stock(channel, quote(batch), f"{FLOW}:{flow_run.get_id()}:{channel}:{number}",
@@ -41,6 +41,7 @@ def _sync_channel(channel: str, stock: StockToSync, batch_size: int, failures: d
         counts["pushed"] += len(report.written)
         counts["unchanged"] += len(report.already)
         counts["conflicts"] += len(report.conflicts)
+        counts["behind"] += len(report.behind)
         counts["unknown"] += len(report.unknown)
     return counts
 

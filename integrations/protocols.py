@@ -116,6 +116,7 @@ class StockReport:
     written: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)  # the channel showed the wanted count
     conflicts: dict[str, int] = field(default_factory=dict)  # SKU -> the count found there, left as it was
+    behind: list[str] = field(default_factory=list)  # the channel sold units Clerk has not read yet
     unknown: list[str] = field(default_factory=list)  # SKUs the channel does not sell
 
 

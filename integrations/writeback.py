@@ -88,6 +88,8 @@ class StockPush:
                 (report.written if level.sku in self._tried else report.already).append(level.sku)
             elif verdict is Verdict.CONFLICT and seen is not None:
                 report.conflicts[level.sku] = seen
+            elif verdict is Verdict.BEHIND:
+                report.behind.append(level.sku)
             else:
                 to_write.append((level, seen))
         self._pending = [level for level, _ in to_write]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from domain.stock_sync import Conflict, Pushed
 from models.alerts import SentAlert
 from models.base import utcnow
+from models.orders import Order, OrderLine
 from models.stock import ChannelStock, StockMovement
 
 
@@ -21,6 +22,19 @@ def available_by_sku(session: Session) -> dict[str, int]:
         .group_by(StockMovement.sku)
     )
     return {sku: int(units or 0) for sku, units in rows}
+
+
+def sold_since_push(session: Session, channel: str) -> dict[str, int]:
+    """SKU -> units of `channel`'s orders (not cancelled) placed after Clerk last pushed that
+    SKU's count there: what the channel itself has taken off its count since."""
+    rows = session.execute(
+        select(OrderLine.sku, func.sum(OrderLine.quantity))
+        .join(Order, Order.id == OrderLine.order_id)
+        .join(ChannelStock, (ChannelStock.channel == Order.channel) & (ChannelStock.sku == OrderLine.sku))
+        .where(Order.channel == channel, Order.status != "cancelled", Order.placed_at > ChannelStock.pushed_at)
+        .group_by(OrderLine.sku)
+    )
+    return {sku: int(units) for sku, units in rows if units}
 
 
 def pushed(session: Session, channels: Sequence[str]) -> dict[str, dict[str, Pushed]]:

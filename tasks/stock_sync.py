@@ -28,12 +28,14 @@ class StockToSync:
 
     available: dict[str, int]
     pushed: dict[str, dict[str, Pushed]]
+    sold_since: dict[str, dict[str, int]]  # channel -> SKU -> units its orders took since the last push
 
 
 @sync_task(name="load-stock-to-sync")
 def load_stock_to_sync(channels: list[str]) -> StockToSync:
     with unit_of_work(_db()) as session:
-        return StockToSync(store.available_by_sku(session), store.pushed(session, channels))
+        return StockToSync(store.available_by_sku(session), store.pushed(session, channels),
+                           {channel: store.sold_since_push(session, channel) for channel in channels})
 
 
 @sync_task(name="push-stock")

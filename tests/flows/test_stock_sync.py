@@ -44,8 +44,8 @@ def _wanted(url: str) -> dict[str, int]:
         return {sku: max(units, 0) for sku, units in available_by_sku(session).items()}
 
 
-def _counts(pushed: int, unchanged: int, conflicts: int = 0) -> dict[str, int]:
-    return {"pushed": pushed, "unchanged": unchanged, "conflicts": conflicts, "unknown": 0}
+def _counts(pushed: int, unchanged: int, conflicts: int = 0, behind: int = 0) -> dict[str, int]:
+    return {"pushed": pushed, "unchanged": unchanged, "conflicts": conflicts, "behind": behind, "unknown": 0}
 
 
 def test_changed_counts_only_a_quiet_rerun_and_a_change_made_on_a_channel_told_once(
@@ -97,6 +97,44 @@ def test_changed_counts_only_a_quiet_rerun_and_a_change_made_on_a_channel_told_o
         assert session.scalars(select(ChannelStock).where(ChannelStock.conflict_seen.is_not(None))).all() == []
         rows = session.scalars(select(ChannelStock).where(ChannelStock.sku == e)).all()
         assert {row.channel: row.pushed_available for row in rows} == {channel: 77 for channel in CHANNELS}
+
+
+def _sell_on_shopify(url: str, sku: str, units: int) -> None:
+    """What intake stores for a Shopify order it has read: the order, its line, its reservation."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from models import Order, OrderLine
+
+    now = datetime.now(UTC)
+    with unit_of_work(url) as session:
+        order = Order(channel="shopify", external_id=f"gid://shopify/Order/{sku}", number=f"#S-{sku}", status="accepted",
+                      lifecycle="open", currency="USD", total=Decimal(0), shipping=Decimal(0), tax=Decimal(0),
+                      discounts=Decimal(0), taxes_included=False, requires_shipping=True, risk="low", placed_at=now,
+                      upstream_updated_at=now, fingerprint="-")
+        session.add(order)
+        session.flush()
+        session.add(OrderLine(order_id=order.id, position=0, sku=sku, title=sku, quantity=units, unit_price=Decimal(1),
+                              discount=Decimal(0)))
+        session.add(StockMovement(sku=sku, location="main", kind="reservation", reserved_delta=units, order_id=order.id))
+
+
+def test_a_channel_selling_its_own_stock_is_no_conflict(all_channels_world: World, database_url: str) -> None:
+    shelves = _shelves(all_channels_world)
+    total = len(all_channels_world.store.variants)
+    sku = sorted(v.sku for v in all_channels_world.store.variants)[0]
+    _count(database_url, {sku: 20})
+    assert _sync()["pushed"] == 3
+    shelves["shopify"].edit(sku, 18)  # Shopify sold two and lowered its count; intake has not read the order yet
+    _count(database_url, {sku: 25})  # meanwhile a delivery came in
+    behind = _sync()
+    assert behind["channels"]["shopify"] == _counts(0, total - 1, behind=1) and behind["alerts_sent"] == 0
+    assert shelves["shopify"].shown(sku) == 18, "not overwritten while Clerk has not read the sale"
+    _sell_on_shopify(database_url, sku, 2)  # intake reads the order: 25 on hand, 2 reserved
+    caught_up = _sync()
+    assert caught_up["channels"]["shopify"] == _counts(1, total - 1) and caught_up["conflicts"] == 0
+    assert {channel: stock.shown(sku) for channel, stock in shelves.items()} == {channel: 23 for channel in CHANNELS}
+    assert caught_up["alerts_sent"] == 0 and all_channels_world.slack.messages == []
 
 
 def _sync_until_completed(**params: Any) -> list[dict[str, Any]]:

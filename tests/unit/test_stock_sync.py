@@ -11,18 +11,23 @@ from domain.stock_sync import Conflict, Push, Pushed, Verdict, judge, plan_pushe
 AT = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("wanted", "last_pushed", "shown", "verdict"), [
-    (5, 7, 7, Verdict.WRITE),  # the channel shows Clerk's last push: Clerk's new count goes
-    (5, 7, 5, Verdict.ALREADY),  # already as wanted (a repeat, or a write whose answer was lost)
-    (5, 7, 6, Verdict.CONFLICT),  # neither: changed on the channel since
-    (0, 7, 9, Verdict.CONFLICT),
-    (5, None, 6, Verdict.WRITE),  # never pushed: Clerk takes the count over
-    (5, None, 5, Verdict.ALREADY),
-    (5, 7, None, Verdict.WRITE),  # the channel keeps no count for it: nothing to overwrite
-    (0, 3, 0, Verdict.ALREADY),
+@pytest.mark.parametrize(("wanted", "last_pushed", "sold_since", "shown", "verdict"), [
+    (5, 7, 0, 7, Verdict.WRITE),  # the channel shows Clerk's last push: Clerk's new count goes
+    (5, 7, 0, 5, Verdict.ALREADY),  # already as wanted (a repeat, or a write whose answer was lost)
+    (5, 7, 0, 8, Verdict.CONFLICT),  # more than Clerk pushed: someone added units there
+    (0, 7, 0, 9, Verdict.CONFLICT),
+    (5, 7, 0, 6, Verdict.BEHIND),  # less, with no sale read: the channel sold one Clerk has not read yet
+    (9, 7, 2, 5, Verdict.WRITE),  # lowered by exactly the two units its orders took: its own doing
+    (9, 7, 2, 7, Verdict.WRITE),  # a channel that lowers its count only when an order ships
+    (9, 7, 2, 4, Verdict.BEHIND),  # a third sale Clerk has not read: wait for intake
+    (9, 7, 2, 6, Verdict.CONFLICT),  # between the two: not explained by sales
+    (5, None, 0, 6, Verdict.WRITE),  # never pushed: Clerk takes the count over
+    (5, None, 0, 5, Verdict.ALREADY),
+    (5, 7, 0, None, Verdict.WRITE),  # the channel keeps no count for it: nothing to overwrite
+    (0, 3, 0, 0, Verdict.ALREADY),
 ])
-def test_judge(wanted: int, last_pushed: int | None, shown: int | None, verdict: Verdict) -> None:
-    assert judge(Push("A-1", wanted, last_pushed), shown) is verdict
+def test_judge(wanted: int, last_pushed: int | None, sold_since: int, shown: int | None, verdict: Verdict) -> None:
+    assert judge(Push("A-1", wanted, last_pushed, sold_since), shown) is verdict
 
 
 def test_only_counts_that_changed_since_the_last_push_go_and_an_oversold_sku_shows_0() -> None:
