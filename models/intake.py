@@ -266,7 +266,8 @@ def store_decisions(
             session.execute(delete(OrderAddress).where(OrderAddress.order_id.in_(chunk)))
     lines = [
         {"order_id": ids[d.order.external_id], "position": n, "sku": line.sku, "title": _clip(line.title, 500),
-         "quantity": line.units, "unit_price": line.unit_price, "discount": line.discount}
+         "quantity": line.units, "unit_price": line.unit_price, "discount": line.discount,
+         "requires_shipping": line.requires_shipping}
         for d in changed for n, line in enumerate(d.order.lines)
     ]
     _insert_rows(session, OrderLine, lines)

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -53,6 +53,8 @@ class OrderLine(Base):
     quantity: Mapped[int]
     unit_price: Mapped[Decimal]
     discount: Mapped[Decimal]
+    # False: not picked from our shelves (a download, a marketplace's own fulfilment).
+    requires_shipping: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class OrderAddress(Base):

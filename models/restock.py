@@ -39,12 +39,13 @@ def _day_index(session: Session, moment: ColumnElement, start: date) -> ColumnEl
 
 
 def daily_sales(session: Session, start: date, end: date) -> list[tuple[str, int, int]]:
-    """(sku, day index from `start`, units) of every order not cancelled, placed in [start, end)."""
+    """(sku, day index from `start`, units) of every order not cancelled, placed in [start, end),
+    counting only lines shipped from our shelves (a marketplace's own fulfilment is not our demand)."""
     day = _day_index(session, Order.placed_at, start)
     return [tuple(row) for row in session.execute(  # type: ignore[misc]
         select(OrderLine.sku, day, func.sum(OrderLine.quantity))
         .join(Order, Order.id == OrderLine.order_id)
-        .where(Order.status != "cancelled", OrderLine.sku.is_not(None),
+        .where(Order.status != "cancelled", OrderLine.sku.is_not(None), OrderLine.requires_shipping.is_(True),
                Order.placed_at >= _midnight(start), Order.placed_at < _midnight(end))
         .group_by(OrderLine.sku, day)
     )]

@@ -16,7 +16,7 @@ def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
     assert differences == []
 
 
-def test_migration_0004_downgrades_to_0003_and_upgrades_again(database_url: str) -> None:
+def test_migrations_downgrade_to_0003_and_upgrade_again(database_url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -37,3 +37,27 @@ def test_migration_0004_downgrades_to_0003_and_upgrades_again(database_url: str)
         kinds = sorted(connection.execute(text("SELECT kind FROM stock_movements")).scalars())
     # The old kinds read as the ledger's named movements.
     assert kinds == ["adjustment", "adjustment", "receipt", "release", "reservation", "shipment"]
+
+
+def test_lines_stored_before_0005_ship_from_our_shelves(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from models.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["url"] = database_url
+    command.downgrade(config, "0004")
+    with engine_for(database_url).begin() as connection:
+        connection.execute(text(
+            "INSERT INTO orders (channel, external_id, number, status, lifecycle, currency, total, shipping, tax,"
+            " discounts, taxes_included, requires_shipping, risk, placed_at, upstream_updated_at, fingerprint,"
+            " created_at, updated_at) VALUES ('shopify', '1', '#1', 'accepted', 'open', 'USD', 1, 0, 0, 0, false,"
+            " true, 'low', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, '-', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO order_lines (order_id, position, sku, title, quantity, unit_price, discount)"
+            " SELECT id, 0, 'MUG-1', 'Mug', 1, 1, 0 FROM orders"))
+    upgrade(database_url)
+    with engine_for(database_url).connect() as connection:
+        assert connection.execute(text("SELECT requires_shipping FROM order_lines")).scalar_one() in (True, 1)

@@ -18,8 +18,10 @@ def _at(day: int, hour: int = 12) -> datetime:
 
 def test_sales_and_on_hand_changes_are_summed_by_utc_day_index(database_url: str) -> None:
     with unit_of_work(database_url) as session:
-        for number, (day, hour, status, units) in enumerate([(0, 23, "accepted", 2), (1, 0, "fulfilled", 3),
-                                                              (1, 9, "cancelled", 50), (-1, 12, "accepted", 7)]):
+        for number, (day, hour, status, units, ships) in enumerate([
+            (0, 23, "accepted", 2, True), (1, 0, "fulfilled", 3, True), (1, 9, "cancelled", 50, True),
+            (-1, 12, "accepted", 7, True), (2, 9, "fulfilled", 40, False),  # the last: the marketplace shipped it
+        ]):
             order = Order(channel="shopify", external_id=str(number), number=str(number), status=status, lifecycle="open",
                           currency="USD", total=Decimal(0), shipping=Decimal(0), tax=Decimal(0), discounts=Decimal(0),
                           taxes_included=False, requires_shipping=True, risk="low", placed_at=_at(day, hour),
@@ -27,7 +29,7 @@ def test_sales_and_on_hand_changes_are_summed_by_utc_day_index(database_url: str
             session.add(order)
             session.flush()
             session.add(OrderLine(order_id=order.id, position=0, sku="MUG-1", title="Mug", quantity=units,
-                                  unit_price=Decimal(1), discount=Decimal(0)))
+                                  unit_price=Decimal(1), discount=Decimal(0), requires_shipping=ships))
         session.add_all([StockMovement(sku="MUG-1", kind="adjustment", on_hand_delta=10, created_at=_at(-20)),
                          StockMovement(sku="MUG-1", kind="receipt", on_hand_delta=5, created_at=_at(-2)),
                          StockMovement(sku="MUG-1", kind="receipt", on_hand_delta=4, created_at=_at(3, 1)),
