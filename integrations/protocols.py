@@ -6,10 +6,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from domain.orders import ChannelOrder
+from domain.orders import Address, ChannelOrder
 from domain.stock_sync import Push
 
 Payload = dict[str, Any]
@@ -261,3 +262,99 @@ class Mailer(Protocol):
                 on the retry, is what tells the two copies apart.
             integrations.mail.MailRefused: the server refused for good (a 5xx reply).
         """
+
+
+# ------------------------------------------------------------------------------ shipping
+
+
+@dataclass(frozen=True, slots=True)
+class Parcel:
+    """One box to ship: its weight and, when known, its outside dimensions in centimetres."""
+
+    weight_grams: int
+    dimensions_cm: tuple[Decimal, Decimal, Decimal] | None = None  # length, width, height
+
+
+@dataclass(frozen=True, slots=True)
+class AddressCheck:
+    """A carrier's verdict on an address: deliverable or not, and the carrier's own words."""
+
+    ok: bool
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A price a carrier quotes for one service on one shipment."""
+
+    id: str
+    carrier: str
+    service: str
+    amount: Decimal
+    currency: str
+    delivery_days: int | None = None
+    delivery_date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A bought label: what was paid, the tracking number, and where the printable file is."""
+
+    shipment_id: str
+    tracking_number: str
+    carrier: str
+    service: str
+    label_url: str
+    cost: Decimal
+    currency: str
+    reference: str | None = None  # Clerk's order reference, given when the shipment was created
+
+
+class TrackerStatus(StrEnum):
+    """Where a parcel is, in Clerk's words, whichever carrier says it."""
+
+    PRE_TRANSIT = "pre_transit"  # label bought, not yet scanned by the carrier
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    EXCEPTION = "exception"  # stuck, failed or cancelled: a clerk should look
+    RETURNED_TO_SENDER = "returned_to_sender"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingEvent:
+    """The latest a carrier says about one tracking number."""
+
+    tracking_number: str
+    status: TrackerStatus
+    carrier_status: str  # the carrier's own status word, kept for the clerk
+    detail: str | None = None
+    occurred_at: datetime | None = None
+    estimated_delivery: datetime | None = None
+
+
+@runtime_checkable
+class Carrier(Protocol):
+    """Where labels are bought (EasyPost, or Karrio in front of the carriers' own APIs).
+
+    A label costs money, so it is bought once: Clerk's ledger key travels with the buy,
+    and `find_label` is asked before any second attempt at the same order.
+    """
+
+    def verify_address(self, address: Address) -> AddressCheck:
+        """Asks the carrier whether `address` is deliverable."""
+
+    def rates(self, ship_from: Address, ship_to: Address, parcel: Parcel, reference: str) -> tuple[str, list[Rate]]:
+        """Creates a shipment carrying Clerk's order `reference`; returns its id and the rates quoted."""
+
+    def buy_label(self, shipment_id: str, rate_id: str, key: str) -> Label:
+        """Buys the label for one rate of a shipment once; a shipment already bought gives its label."""
+
+    def find_label(self, reference: str) -> Label | None:
+        """The label already bought for a shipment created with `reference`, if any."""
+
+    def track(self, tracking_numbers: Sequence[str]) -> list[TrackingEvent]:
+        """The latest status of each tracking number, in the order asked."""
+
+    def download_label(self, url: str) -> bytes:
+        """The printable label file (PDF or PNG) behind a label's URL."""

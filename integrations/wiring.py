@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from integrations.protocols import Mailer, Notifier, OrderSource
+from integrations.protocols import Carrier, Mailer, Notifier, OrderSource, UpstreamError
 from integrations.settings import Settings, cached_settings
 
 # A one-off source for this process (a file being imported), found before any built from settings.
@@ -63,6 +63,31 @@ def notifier() -> Notifier:
     return build_notifier(cached_settings())
 
 
+def build_carrier(settings: Settings) -> Carrier:
+    """The carrier CLERK_CARRIER names, from settings.
+
+    Raises:
+        UpstreamError: naming CLERK_CARRIER when it is unset or names no carrier Clerk has.
+    """
+    name = (settings.carrier or "").strip().lower()
+    if name == "easypost":
+        from integrations.easypost.client import EasyPostClient
+
+        return EasyPostClient.from_settings(settings)
+    if name == "karrio":
+        raise UpstreamError("karrio carrier not wired yet", setting="CLERK_CARRIER")
+    if not name:
+        raise UpstreamError("CLERK_CARRIER is not set (easypost or karrio)", setting="CLERK_CARRIER")
+    raise UpstreamError(f"CLERK_CARRIER names no carrier Clerk knows: {settings.carrier!r} (easypost or karrio)",
+                        setting="CLERK_CARRIER")
+
+
+@cache
+def carrier() -> Carrier:
+    """The process-wide carrier labels are bought from."""
+    return build_carrier(cached_settings())
+
+
 @cache
 def mailer() -> Mailer:
     """SMTP when configured, else the log."""
@@ -77,4 +102,5 @@ def reset() -> None:
     _built_order_source.cache_clear()
     _registered.clear()
     notifier.cache_clear()
+    carrier.cache_clear()
     mailer.cache_clear()

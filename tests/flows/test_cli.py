@@ -95,7 +95,7 @@ def test_import_catalog_lands_good_rows_and_names_bad_lines(database_url: str, u
     stock.write_text("sku,on_hand,location\nA-1,10,\nA-3,-1,\nNOPE,4,\nA-3,7,back\n")
     assert main(["import", "stock", str(stock)]) == 1
     captured = capsys.readouterr()
-    assert json.loads(captured.out) == {"imported": 2, "rejected": 2, "ledger_entries": 2}
+    assert json.loads(captured.out) == {"imported": 2, "rejected": 2, "ledger_entries": 2, "orders_held": 0}
     assert main(["import", "stock", str(stock)]) == 1
     assert json.loads(capsys.readouterr().out)["ledger_entries"] == 0  # same counts again: no new entries
 
