@@ -14,23 +14,16 @@ from datetime import datetime
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
-from reportlab.graphics.barcode.code128 import Code128
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.styles import ParagraphStyle, StyleSheet1, getSampleStyleSheet
 from reportlab.lib.units import inch
-from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
 from domain.money import cents, is_known_currency
+from integrations.documents.common import barcode, footer, letter_document
 from integrations.settings import ShipFrom
 
-MARGIN = 0.6 * inch
-BARCODE_HEIGHT = 0.5 * inch
-BARCODE_MAX_WIDTH = 3.2 * inch
-# Narrowest bar in points: wider prints and scans more reliably; long numbers get narrower bars.
-BARCODE_BAR_WIDTH = 1.0
 COLUMNS = ("SKU", "Item", "Qty", "Unit cost", "Line total")
 COLUMN_SHARES = (0.17, 0.43, 0.08, 0.15, 0.17)
 
@@ -107,11 +100,7 @@ def render_purchase_order(po: PurchaseOrderDocument) -> bytes:
     The column headings repeat on every page, and every page's footer carries the number.
     """
     buffer = io.BytesIO()
-    document = SimpleDocTemplate(
-        buffer, pagesize=LETTER, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN, bottomMargin=MARGIN,
-        title=f"Purchase order {po.number}", subject=f"Purchase order for {po.supplier}", creator="Clerk",
-        invariant=1,
-    )
+    document = letter_document(buffer, f"Purchase order {po.number}", f"Purchase order for {po.supplier}")
     styles = getSampleStyleSheet()
     story = [
         _header(po, styles, document.width),
@@ -120,34 +109,19 @@ def render_purchase_order(po: PurchaseOrderDocument) -> bytes:
         Spacer(1, 0.3 * inch),
         _lines_table(po, styles["BodyText"], document.width),
     ]
-
-    def footer(canvas: Canvas, _document: SimpleDocTemplate) -> None:
-        canvas.saveState()
-        canvas.setFont("Helvetica", 8)
-        canvas.drawString(MARGIN, MARGIN / 2, f"Purchase order {po.number}")
-        canvas.drawRightString(LETTER[0] - MARGIN, MARGIN / 2, f"Page {canvas.getPageNumber()}")
-        canvas.restoreState()
-
-    document.build(story, onFirstPage=footer, onLaterPages=footer)
+    page_footer = footer(lambda _canvas: f"Purchase order {po.number}")
+    document.build(story, onFirstPage=page_footer, onLaterPages=page_footer)
     return buffer.getvalue()
 
 
 def _header(po: PurchaseOrderDocument, styles: StyleSheet1, width: float) -> Table:
-    barcode = _barcode(po.number)
+    code = barcode(po.number)
     heading = [Paragraph("Purchase order", ParagraphStyle("heading", parent=styles["Title"], alignment=TA_LEFT)),
                Paragraph(escape(po.number), styles["Heading2"])]
-    table = Table([[heading, barcode]], colWidths=[width - barcode.width, barcode.width])
+    table = Table([[heading, code]], colWidths=[width - code.width, code.width])
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
                                ("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
     return table
-
-
-def _barcode(number: str) -> Flowable:
-    modules = Code128(number, barWidth=1, quiet=0).width
-    quiet_zones = 2 * 0.25 * inch  # reportlab's margin each side, for bars up to 1.8 points wide
-    bar_width = min(BARCODE_BAR_WIDTH, (BARCODE_MAX_WIDTH - quiet_zones) / modules)
-    # No human-readable line: reportlab sets it over the bars' feet, and the heading shows the number.
-    return Code128(number, barWidth=bar_width, barHeight=BARCODE_HEIGHT)
 
 
 def _addresses(po: PurchaseOrderDocument, styles: StyleSheet1, width: float) -> Table:

@@ -226,8 +226,10 @@ class EasyPostClient(HttpClient):
         def attempt() -> bytes:
             response = self._http.get(url, timeout=self._timeout)
             raise_for_transient(response)
-            if response.status_code >= 300 or not response.content:
+            if response.status_code >= 300:
                 raise UpstreamError(f"EasyPost's label file could not be fetched (HTTP {response.status_code})")
+            if not mapping.is_label_file(response.headers.get("content-type", ""), response.content):
+                raise TransientFailure("the label file came back cut short or as something else")
             return response.content
 
         return self._retrying(attempt)

@@ -234,13 +234,26 @@ def parse_tracker(body: Any) -> tuple[str, TrackingEvent]:
     tracker = _object(body, "tracker")
     status = _text(tracker, "status")
     details = [d for d in tracker.get("tracking_details") or [] if isinstance(d, dict)]
-    latest = max(details, key=lambda d: _moment(d.get("datetime")) or datetime.min.replace(tzinfo=UTC),
-                 default={})
+    # EasyPost lists details oldest first; by time, then, among scans of one second, the later listed.
+    never = datetime.min.replace(tzinfo=UTC)
+    latest = max(details, key=lambda d: (_moment(d.get("datetime")) or never, details.index(d)), default={})
     detail = latest.get("message") or tracker.get("status_detail")
     return _text(tracker, "id"), TrackingEvent(
         tracking_number=_text(tracker, "tracking_code"), status=clerk_status(status), carrier_status=status,
         detail=str(detail) if detail else None, occurred_at=_moment(latest.get("datetime")),
         estimated_delivery=_moment(tracker.get("est_delivery_date")))
+
+
+def is_label_file(content_type: str, content: bytes) -> bool:
+    """True for a whole label file as its type claims: a PNG from signature to `IEND`, a PDF
+    from `%PDF` to `%%EOF`; ZPL and EPL2 are taken as sent. A JSON or HTML body (an error
+    page from a proxy) or an empty one is not a label."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "image/png":
+        return content.startswith(b"\x89PNG\r\n\x1a\n") and content.endswith(b"IEND\xaeB`\x82")
+    if kind == "application/pdf":
+        return content.startswith(b"%PDF-") and b"%%EOF" in content[-1024:]
+    return bool(content) and kind not in ("application/json", "text/html")
 
 
 def parse_error(body: Any) -> tuple[str, str]:

@@ -222,3 +222,24 @@ def test_a_missing_or_malformed_signature_does_not_verify(headers: dict[str, str
 
 def test_a_blank_secret_verifies_nothing() -> None:
     assert not mapping.verify_webhook(" ", {"X-Hmac-Signature": mapping.webhook_signature(" ", EVENT)}, EVENT)
+
+
+# ---------------------------------------------------------------------- label files
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20 + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+
+
+@pytest.mark.parametrize(("content_type", "content", "whole"), [
+    ("image/png", PNG, True),
+    ("image/png", PNG[:-6], False),  # cut short
+    ("application/pdf", PDF, True),
+    ("application/pdf; charset=binary", PDF, True),
+    ("application/pdf", PDF[:20], False),
+    ("application/zpl", b"^XA^FO50,50^FDClerk^FS^XZ", True),
+    ("application/json", b'{"data": {"orders"', False),
+    ("text/html", b"<html>502 Bad Gateway</html>", False),
+    ("image/png", b"", False),
+])
+def test_a_label_file_is_whole_and_what_it_claims(content_type: str, content: bytes, whole: bool) -> None:
+    assert mapping.is_label_file(content_type, content) is whole

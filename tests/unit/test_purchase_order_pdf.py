@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from reportlab.graphics.barcode.code128 import Code128
 
+from integrations.documents.common import BARCODE_HEIGHT
 from integrations.documents.purchase_order import (
-    BARCODE_HEIGHT,
     InvalidPurchaseOrder,
     PurchaseOrderDocument,
     PurchaseOrderLine,
