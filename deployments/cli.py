@@ -189,6 +189,32 @@ def _cmd_receive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from deployments.shipping import pack, read_scans
+    from models.db import upgrade
+    from models.shipping_store import OrderLookupError
+
+    url = _settings().database_url
+    upgrade(url)
+    try:
+        scans = list(args.scan or []) + (read_scans(Path(args.scans)) if args.scans else [])
+        if not scans:
+            print("error: give at least one --scan SKU (or --scans FILE.csv)", file=sys.stderr)
+            return 2
+        report = pack(url, args.order, args.channel, scans, args.by)
+    except (OrderLookupError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not report["matches"]:
+        for sku, units in report["missing"].items():
+            print(f"missing: {sku} x{units}", file=sys.stderr)
+        for sku, units in report["extra"].items():
+            print(f"not on the order: {sku} x{units}", file=sys.stderr)
+        print(f"{report['order']} held: packing_mismatch; no label until a packing check matches", file=sys.stderr)
+    print(json.dumps(report))
+    return 0 if report["matches"] else 1
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from deployments.serve import serve_all
 
@@ -276,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     receive.add_argument("file", help="CSV with columns sku,quantity")
     receive.add_argument("--by", default="clerk", help="who booked it (goes to the ledger and audit log)")
     receive.set_defaults(handler=_cmd_receive)
+
+    packing = commands.add_parser("pack", help="record what was packed for an order; a mismatch blocks its label")
+    packing.add_argument("order", help="the order number, e.g. #1001")
+    packing.add_argument("--channel", help="the order's channel, when the number is on several")
+    packing.add_argument("--scan", action="append", metavar="SKU", help="one scanned unit (repeat)")
+    packing.add_argument("--scans", metavar="FILE.csv", help="scans as CSV: sku[,quantity]")
+    packing.add_argument("--by", default="packer", help="who packed (kept with the check)")
+    packing.set_defaults(handler=_cmd_pack)
 
     serve = commands.add_parser("serve", help="serve every deployment with its schedule")
     serve.set_defaults(handler=_cmd_serve)

@@ -7,12 +7,13 @@ from models.customers import Customer, CustomerAccount, CustomerPII
 from models.ledger import SideEffect
 from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
 from models.purchasing import Approval, PurchaseOrder, PurchaseOrderLine
+from models.shipping import PackCheck, Shipment
 from models.stock import ChannelStock, RestockFigure, StockMovement
 from models.sync import SyncWatermark
 from models.webhooks import WebhookEvent
 
 __all__ = [
     "Approval", "AuditEntry", "Base", "ChannelStock", "Customer", "CustomerAccount", "CustomerPII", "Order", "OrderAddress", "OrderHold",
-    "OrderLine", "Product", "PurchaseOrder", "PurchaseOrderLine", "QuarantinedPayload", "RestockFigure", "SentAlert", "SideEffect", "StockMovement",
+    "OrderLine", "PackCheck", "Product", "PurchaseOrder", "PurchaseOrderLine", "QuarantinedPayload", "RestockFigure", "SentAlert", "Shipment", "SideEffect", "StockMovement",
     "SyncWatermark", "Variant", "WebhookEvent",
 ]

@@ -236,7 +236,8 @@ def parse_tracker(body: Any) -> tuple[str, TrackingEvent]:
     details = [d for d in tracker.get("tracking_details") or [] if isinstance(d, dict)]
     # EasyPost lists details oldest first; by time, then, among scans of one second, the later listed.
     never = datetime.min.replace(tzinfo=UTC)
-    latest = max(details, key=lambda d: (_moment(d.get("datetime")) or never, details.index(d)), default={})
+    _, latest = max(enumerate(details), key=lambda pair: (_moment(pair[1].get("datetime")) or never, pair[0]),
+                    default=(0, {}))
     detail = latest.get("message") or tracker.get("status_detail")
     return _text(tracker, "id"), TrackingEvent(
         tracking_number=_text(tracker, "tracking_code"), status=clerk_status(status), carrier_status=status,

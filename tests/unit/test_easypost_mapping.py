@@ -174,6 +174,14 @@ def test_a_tracker_gives_its_newest_detail() -> None:
     assert event.estimated_delivery == datetime(2025, 5, 12, tzinfo=UTC)
 
 
+def test_of_scans_in_one_second_the_later_listed_is_newest() -> None:
+    same = "2025-05-11T16:20:00Z"
+    _, event = mapping.parse_tracker({"id": "trk_3", "tracking_code": "EZ3", "status": "out_for_delivery",
+                                      "tracking_details": [{"message": "Sorted", "datetime": same},
+                                                           {"message": "Out for delivery", "datetime": same}]})
+    assert event.detail == "Out for delivery"
+
+
 def test_a_tracker_without_details_says_its_status_detail() -> None:
     _, event = mapping.parse_tracker({"id": "trk_2", "tracking_code": "EZ1", "status": "unknown",
                                       "status_detail": "label_created", "tracking_details": []})
