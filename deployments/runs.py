@@ -16,6 +16,7 @@ FLOWS = {
     "restock-check": "flows.restock_check:restock_check",
     "sync-stock": "flows.stock_sync:stock_sync",
     "await-approval": "flows.approvals:await_approval",
+    "ship-orders": "flows.ship_orders:ship_orders",
 }
 
 

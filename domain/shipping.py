@@ -14,6 +14,8 @@ class ShipHold(StrEnum):
     """Why an order waits instead of getting a label (beside the intake codes, e.g. incomplete_address)."""
 
     MISSING_WEIGHT = "missing_weight"  # a line's SKU has no weight in the catalog: never guessed
+    IMPOSSIBLE_WEIGHT = "impossible_weight"  # a parcel of no weight, or freight: bad catalog data
+    DUPLICATE_ORDER = "duplicate_order"  # the same order number twice on a channel: ship neither blind
     PACKING_MISMATCH = "packing_mismatch"  # what was packed is not what was ordered
     NO_RATE = "no_rate"  # the carrier offered no service for the parcel
 
@@ -69,27 +71,49 @@ def choose_rate(rates: Sequence[RateOption], ship_day: date, promised_by: date |
 
 
 @dataclass(frozen=True, slots=True)
+class BoughtLabel:
+    """What Clerk keeps of a label a carrier sold it."""
+
+    shipment_id: str
+    tracking_number: str
+    carrier: str
+    service: str
+    cost: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An order about to get a label: what the batch gate looks at before money is spent."""
 
-    order_key: str
+    key: int  # the order's row id
+    reference: str  # `channel number`, for people
     grams: int | None
     street: str | None
-    postal_code: str | None
     country: str | None
 
 
-def batch_problems(candidates: Iterable[Candidate]) -> list[str]:
-    """What makes a whole batch stop before buying: impossible weights, empty addresses, the
-    same order twice. Such a batch means bad data upstream, not one odd order."""
+@dataclass(frozen=True, slots=True)
+class Problem:
+    key: int
+    reason: str  # a ShipHold or intake Hold value
+    detail: str
+
+
+def batch_problems(candidates: Sequence[Candidate]) -> list[Problem]:
+    """What stops a whole batch before anything is bought: impossible weights, empty
+    addresses, an order number twice. Such data means something is wrong upstream (weights in
+    kilograms, a botched import), not one odd order: nothing of the batch is bought, the
+    orders named are held, and a person is told."""
     problems = []
-    seen = Counter(c.order_key for c in candidates)
-    problems += [f"order {key} appears {count} times" for key, count in sorted(seen.items()) if count > 1]
+    seen = Counter(c.reference for c in candidates)
     for c in candidates:
+        if seen[c.reference] > 1:
+            problems.append(Problem(c.key, ShipHold.DUPLICATE_ORDER.value, f"{c.reference} appears {seen[c.reference]} times"))
         if c.grams is not None and not 0 < c.grams <= MAX_PARCEL_GRAMS:
-            problems.append(f"order {c.order_key} weighs {c.grams} g")
+            problems.append(Problem(c.key, ShipHold.IMPOSSIBLE_WEIGHT.value, f"{c.reference} weighs {c.grams} g"))
         if not (c.street or "").strip() or not (c.country or "").strip():
-            problems.append(f"order {c.order_key} has an empty address")
+            problems.append(Problem(c.key, "incomplete_address", f"{c.reference} has an empty address"))
     return problems
 
 

@@ -45,6 +45,15 @@ class Returns(BaseModel):
     non_returnable_categories: list[str] = Field(default_factory=list)
 
 
+class Shipping(BaseModel):
+    """ship-orders tuning (not in the contract)."""
+
+    promise_days: int = 5  # delivery promised this many days after the order was placed
+    batch_size: int = 100
+    labels_dir: Path = Path("labels")  # bought label files
+    documents_dir: Path = Path("shipping")  # pick lists and packing slips, a folder per run
+
+
 class Intake(BaseModel):
     """Order-intake tuning (not in the contract; defaults suit a store of any size)."""
 
@@ -62,6 +71,7 @@ class ClerkToml(BaseModel):
     suppliers: dict[str, Supplier] = Field(default_factory=dict)
     returns: Returns = Field(default_factory=Returns)
     intake: Intake = Field(default_factory=Intake)
+    shipping: Shipping = Field(default_factory=Shipping)
 
 
 class Settings(BaseSettings):

@@ -75,7 +75,9 @@ def build_carrier(settings: Settings) -> Carrier:
 
         return EasyPostClient.from_settings(settings)
     if name == "karrio":
-        raise UpstreamError("karrio carrier not wired yet", setting="CLERK_CARRIER")
+        from integrations.karrio.client import KarrioClient
+
+        return KarrioClient.from_settings(settings)
     if not name:
         raise UpstreamError("CLERK_CARRIER is not set (easypost or karrio)", setting="CLERK_CARRIER")
     raise UpstreamError(f"CLERK_CARRIER names no carrier Clerk knows: {settings.carrier!r} (easypost or karrio)",

@@ -83,6 +83,7 @@ class OrderHold(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
     reason: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)  # e.g. the carrier's words on an address
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     alerted_at: Mapped[datetime | None] = mapped_column(index=True)
 

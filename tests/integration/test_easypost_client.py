@@ -14,7 +14,7 @@ import pytest
 from domain.orders import Address
 from integrations import wiring
 from integrations.easypost import EasyPostClient
-from integrations.protocols import Carrier, Parcel, TrackerStatus, UpstreamError
+from integrations.protocols import Carrier, Label, Parcel, Rate, TrackerStatus, UpstreamError
 from integrations.sandbox.easypost import EasyPostSandbox, create_easypost_app
 from integrations.sandbox.faults import Faults
 from integrations.sandbox.server import serve_in_thread
@@ -45,7 +45,9 @@ def client(sandbox: tuple[EasyPostSandbox, str]) -> Iterator[EasyPostClient]:
         yield c
 
 
-def bought(client: EasyPostClient, reference: str = "ORD-1001", key: str = "label:ORD-1001"):  # type: ignore[no-untyped-def]
+def bought(client: EasyPostClient, reference: str = "ORD-1001",
+           key: str = "label:ORD-1001") -> tuple[str, Rate, Label]:
+    """Quotes a shipment for `reference` and buys its cheapest rate."""
     shipment_id, rates = client.rates(DOCK, HOME, BOX, reference)
     cheapest = min(rates, key=lambda r: r.amount)
     return shipment_id, cheapest, client.buy_label(shipment_id, cheapest.id, key)
@@ -86,11 +88,14 @@ def test_wiring_builds_the_carrier_clerk_carrier_names(monkeypatch: pytest.Monke
     try:
         built = wiring.carrier()
         assert isinstance(built, EasyPostClient) and wiring.carrier() is built
-        for name, message in [(None, "CLERK_CARRIER is not set"), ("karrio", "karrio carrier not wired yet"),
-                              ("fedex", "names no carrier")]:
+        for name, message in [(None, "CLERK_CARRIER is not set"), ("fedex", "names no carrier")]:
             with pytest.raises(UpstreamError, match=message) as caught:
                 wiring.build_carrier(Settings(carrier=name))
             assert caught.value.setting == "CLERK_CARRIER"
+        from integrations.karrio.client import KarrioClient
+
+        karrio = wiring.build_carrier(Settings(carrier="karrio", karrio_url="http://127.0.0.1:5002", karrio_api_key="k"))
+        assert isinstance(karrio, KarrioClient)
     finally:
         wiring.reset()
 
@@ -159,6 +164,23 @@ def test_a_lost_buy_answer_is_found_not_bought_again(client: EasyPostClient,
     assert app.labels_bought("ORD-2002") == 1
 
 
+def test_a_buy_that_outlives_the_timeout_is_waited_for_not_repeated(sandbox: tuple[EasyPostSandbox, str]) -> None:
+    app, url = sandbox
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    with EasyPostClient(KEY, url, timeout=0.3, sleep=wait, rng=random.Random(1)) as client:
+        shipment_id, rates = client.rates(DOCK, HOME, BOX, "ORD-2121")
+        app.delay_buys(1, 0.45)  # applied after the client's 0.3 s, before its 0.3 s wait is over
+        label = client.buy_label(shipment_id, rates[0].id, "label:ORD-2121")
+    assert 0.3 in waits, "the client waited its own timeout before reading the shipment back"
+    assert app.buy_requests[shipment_id] == 1 and app.labels_bought("ORD-2121") == 1
+    assert app.shipments[shipment_id].tracking_code == label.tracking_number
+
+
 def test_a_refused_buy_is_an_upstream_error(client: EasyPostClient) -> None:
     shipment_id, _ = client.rates(DOCK, HOME, BOX, "ORD-3003")
     with pytest.raises(UpstreamError, match="SHIPMENT.RATE.NOT_FOUND"):
@@ -218,15 +240,14 @@ def test_reads_are_retried_through_faults(client: EasyPostClient, sandbox: tuple
     assert set(app.faults.injected) == {"error", "throttle", "malformed", "drop"}
 
 
-def test_a_label_is_bought_once_through_every_fault(sandbox: tuple[EasyPostSandbox, str]) -> None:
-    """Timeouts let the buy run after the client gave up: the client waits, reads, and finds it."""
+def test_a_label_is_bought_once_through_faults_on_every_request(sandbox: tuple[EasyPostSandbox, str]) -> None:
     app, url = sandbox
-    app.set_faults(error_rate=0.15, timeout_rate=0.2, throttle_rate=0.1, drop_rate=0.1, malformed_rate=0.1)
+    app.set_faults(error_rate=0.1, timeout_rate=0.15, throttle_rate=0.05, drop_rate=0.05, malformed_rate=0.05)
 
     def wait_out_a_late_buy(seconds: float) -> None:
         # The client waits its own timeout (0.4 s) before reading back a buy that timed out:
         # that wait must be real, for the sandbox (0.6 s late) to finish the buy; backoff need not be.
-        if seconds >= 0.4:
+        if seconds == 0.4:
             time.sleep(seconds)
 
     with EasyPostClient(KEY, url, timeout=0.4, max_attempts=20, sleep=wait_out_a_late_buy,
@@ -268,3 +289,16 @@ def test_several_numbers_are_tracked_in_order(client: EasyPostClient) -> None:
     second = bought(client, "ORD-8002", "k2")[2]
     events = client.track([second.tracking_number, "EZ1000000001", first.tracking_number])
     assert [e.tracking_number for e in events] == [second.tracking_number, "EZ1000000001", first.tracking_number]
+
+
+def test_the_sandbox_is_steered_over_http_too(client: EasyPostClient, sandbox: tuple[EasyPostSandbox, str]) -> None:
+    app, url = sandbox
+    _, _, label = bought(client)
+    assert httpx.post(f"{url}/sandbox/trackers/{label.tracking_number}/route", json={"route": "failure"}).is_success
+    assert httpx.post(f"{url}/sandbox/trackers/nope/route", json={"route": "failure"}).status_code == 400
+    assert httpx.post(f"{url}/sandbox/lose-buys", json={"count": 2}).json() == {"losing": 2}
+    assert httpx.post(f"{url}/sandbox/faults", json={"error_rate": 0.0}).is_success
+    stats = httpx.get(f"{url}/sandbox/stats").json()
+    assert stats | {"faults": {}} == {"shipments": 1, "labels": 1, "buy_requests": 1, "trackers": 1, "faults": {}}
+    statuses = [client.track([label.tracking_number])[0].status for _ in range(4)]
+    assert statuses[-1] is TrackerStatus.EXCEPTION

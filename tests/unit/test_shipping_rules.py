@@ -54,13 +54,15 @@ def test_a_rate_without_an_estimate_never_counts_as_on_time() -> None:
 
 
 def test_a_batch_with_an_impossible_weight_an_empty_address_or_a_repeated_order_stops() -> None:
-    good = Candidate("#1", 900, "1 Main St", "97201", "US")
+    good = Candidate(1, "shopify #1", 900, "1 Main St", "US")
     assert batch_problems([good]) == []
-    assert batch_problems([good, Candidate("#2", 0, "2 Main St", "97201", "US"),
-                           Candidate("#3", MAX_PARCEL_GRAMS + 1, "3 Main St", "97201", "US"),
-                           Candidate("#4", 500, " ", "97201", "US"), good]) == [
-        "order #1 appears 2 times", "order #2 weighs 0 g", f"order #3 weighs {MAX_PARCEL_GRAMS + 1} g",
-        "order #4 has an empty address"]
+    found = batch_problems([good, Candidate(2, "shopify #2", 0, "2 Main St", "US"),
+                            Candidate(3, "shopify #3", MAX_PARCEL_GRAMS + 1, "3 Main St", "US"),
+                            Candidate(4, "shopify #4", 500, " ", "US"), Candidate(5, "shopify #1", 900, "1 Main St", "US")])
+    assert [(p.key, p.reason) for p in found] == [
+        (1, "duplicate_order"), (2, "impossible_weight"), (3, "impossible_weight"), (4, "incomplete_address"),
+        (5, "duplicate_order")]
+    assert found[2].detail == f"shopify #3 weighs {MAX_PARCEL_GRAMS + 1} g"
 
 
 def test_packing_names_what_is_missing_and_what_is_extra() -> None:

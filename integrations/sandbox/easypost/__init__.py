@@ -9,13 +9,15 @@ to `delivered`, or (see `route_tracker`) to `failure` or `return_to_sender`.
 
 `buy_requests` counts every buy a shipment was sent, so a test can assert that a label
 was bought exactly once; `lose_buy_responses(n)` buys the next n labels and then cuts
-each connection before its answer, the worst a network can do to a client. The
+each connection before its answer, the worst a network can do to a client, and
+`delay_buys(n, seconds)` applies the next n buys only after the client has given up. The
 `Idempotency-Key` of each buy is recorded but, as EasyPost documents no such header,
 not honoured. Control endpoints under `/sandbox/` are never faulted and need no auth.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -89,6 +91,7 @@ class EasyPostSandbox:
         self.buy_keys: dict[str, list[str | None]] = {}  # shipment id -> Idempotency-Key of each buy
         self._ids = count(1)
         self._lose_buys = 0
+        self._late_buys: list[float] = []  # seconds each of the next buys waits before it is applied
         self._lock = threading.Lock()
         api = [
             ("/addresses", self._create_address, ["POST"]),
@@ -129,6 +132,12 @@ class EasyPostSandbox:
     def lose_buy_responses(self, n: int = 1) -> None:
         """Buys the next `n` labels, then cuts each connection before its answer."""
         self._lose_buys = n
+
+    def delay_buys(self, n: int, seconds: float) -> None:
+        """Makes the next `n` buys wait `seconds` before they are applied: a buy still running
+        upstream after the client gave up waiting for it."""
+        with self._lock:
+            self._late_buys = [seconds] * n
 
     def labels_bought(self, reference: str) -> int:
         """How many shipments carrying `reference` have a label: one, for an order shipped once."""
@@ -248,10 +257,14 @@ class EasyPostSandbox:
     async def _buy(self, request: Request) -> Response:
         body = await _json_body(request)
         rate_id = body.get("rate", {}).get("id") if isinstance(body.get("rate"), dict) else None
-        with self._lock:
+        with self._lock:  # counted as it arrives, however late it is applied
             shipment = self._find_shipment(request.path_params["id"])
             self.buy_requests[shipment.id] += 1
             self.buy_keys.setdefault(shipment.id, []).append(request.headers.get("idempotency-key"))
+            late, self._late_buys = self._late_buys[:1], self._late_buys[1:]
+        if late:
+            await asyncio.sleep(late[0])
+        with self._lock:
             if shipment.tracking_code:
                 raise Problem(422, "SHIPMENT.POSTAGE.FAILURE", "This shipment already has postage.")
             chosen = next((r for r in shipment.rates if r["id"] == rate_id), None)

@@ -131,4 +131,5 @@ class Tracker:
                 "status": self.status, "status_detail": self.status, "carrier": self.carrier,
                 "shipment_id": self.shipment_id, "est_delivery_date": stamp(self.created_at + timedelta(days=4)),
                 "tracking_details": details, "public_url": f"https://track.easypost.com/{self.id}",
-                "created_at": stamp(self.created_at), "updated_at": stamp(self.seen[-1][1] if self.seen else self.created_at)}
+                "created_at": stamp(self.created_at),
+                "updated_at": stamp(self.seen[-1][1] if self.seen else self.created_at)}

@@ -1,4 +1,4 @@
-"""shipments and packing checks
+"""shipments, packing checks, and a detail on holds
 
 Revision ID: 0006
 Revises: 0005
@@ -58,9 +58,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_pack_checks'))
     )
     op.create_index(op.f('ix_pack_checks_order_id'), 'pack_checks', ['order_id'], unique=False)
+    with op.batch_alter_table('order_holds', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('detail', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('order_holds', schema=None) as batch_op:
+        batch_op.drop_column('detail')
     op.drop_index(op.f('ix_pack_checks_order_id'), table_name='pack_checks')
     op.drop_table('pack_checks')
     op.drop_index(op.f('ix_shipments_tracking_number'), table_name='shipments')
