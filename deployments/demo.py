@@ -162,7 +162,8 @@ def _print_summary(label: str, summary: dict[str, Any]) -> None:
 def _write_config(workdir: Path, catalog_rows: list[dict[str, Any]]) -> Path:
     """clerk.toml naming every supplier of the catalog, each with a sandbox mailbox."""
     suppliers = sorted({row["supplier"] for row in catalog_rows if row.get("supplier")})
-    lines = ['[approvals]', 'purchase_order_above = "5000.00"', '']
+    lines = ['[approvals]', 'purchase_order_above = "5000.00"', '', '[shipping]',
+             f'labels_dir = "{(workdir / "labels").resolve()}"', f'documents_dir = "{(workdir / "shipping").resolve()}"', '']
     for name in suppliers:
         slug = "".join(ch for ch in name.lower() if ch.isascii() and ch.isalnum()) or "supplier"
         lines += [f'[suppliers."{name}"]', f'email = "orders@{slug}.example"', '']
@@ -196,6 +197,8 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
     from deployments.writers import write_records
     from integrations import wiring
     from models.db import unit_of_work, upgrade
+    from integrations.sandbox.easypost import create_easypost_app
+    from integrations.sandbox.server import serve_in_thread
     from integrations.sandbox.smtp import SmtpSandbox
     from models.exports import EXPORTS
 
@@ -205,11 +208,13 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
     url = f"sqlite:///{(workdir / 'clerk.db').resolve()}"
     print(f"Starting the Shopify, WooCommerce, Magento and Slack sandboxes over one seeded store of {orders} orders…",
           flush=True)
-    with running_sandboxes(orders, seed) as sandboxes, SmtpSandbox() as mail:
+    carrier = create_easypost_app()
+    with running_sandboxes(orders, seed) as sandboxes, SmtpSandbox() as mail, serve_in_thread(carrier) as easypost:
         store = sandboxes.channels["shopify"].store  # every channel's view shares the catalog and stock
         secrets = {f"CLERK_{channel.upper()}_WEBHOOK_SECRET": secret for channel, secret in WEBHOOK_SECRETS.items()}
         office = {"CLERK_DATABASE_URL": url, "CLERK_SMTP_URL": mail.url, "CLERK_SMTP_FROM": "buyer@clerk.example",
-                  "CLERK_CONFIG": str(_write_config(workdir, store.catalog_rows()))}
+                  "CLERK_CONFIG": str(_write_config(workdir, store.catalog_rows())), "CLERK_CARRIER": "easypost",
+                  "CLERK_EASYPOST_API_URL": easypost.url, "CLERK_EASYPOST_API_KEY": carrier.api_key}
         os.environ.update(sandboxes.env | secrets | office)
         wiring.reset()
         upgrade(url)
@@ -228,6 +233,16 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
                      run_flow("order-intake", {})))
         for label, (summary, _) in runs:
             _print_summary(label, summary)
+        for label in ("#1", "#2: what a stopped batch left"):
+            shipped = run_flow("ship-orders", {})
+            print(f"\n== ship-orders {label}: labels from the EasyPost sandbox\n   state={shipped[0]['state']}  "
+                  + "  ".join(f"{k}={shipped[0].get(k)}" for k in ("orders_considered", "labels_bought", "held",
+                                                                    "fulfillments_written", "batches_stopped", "alerts_sent")))
+            if shipped[0].get("reasons"):
+                print("   held: " + ", ".join(f"{k}={v}" for k, v in shipped[0]["reasons"].items()))
+            for paper in shipped[0].get("documents", [])[:2]:
+                print(f"   {paper}")
+            runs.append((f"ship-orders {label}", shipped))
         synced = run_flow("sync-stock", {})
         print(f"\n== sync-stock: available stock to every channel\n   state={synced[0]['state']}  "
               + "  ".join(f"{name}: pushed={c['pushed']} unchanged={c['unchanged']} conflicts={c['conflicts']}"
@@ -252,7 +267,7 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
         written = []
         with unit_of_work(url) as session:
             for entity, fmt in (("orders", "jsonl"), ("orders", "csv"), ("orders", "xlsx"), ("quarantine", "jsonl"),
-                                ("inventory", "csv"), ("purchase-orders", "jsonl")):
+                                ("inventory", "csv"), ("purchase-orders", "jsonl"), ("shipments", "csv")):
                 path = workdir / "exports" / f"{entity}.{fmt}"
                 count = write_records(EXPORTS[entity](session), fmt, path)
                 written.append(f"{path} ({count} records)")

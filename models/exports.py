@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ from models.customers import CustomerPII
 from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
 from models.purchasing import PurchaseOrder, PurchaseOrderLine
 from models.restock import incoming as incoming_units
+from models.shipping import Shipment
 from models.stock import RestockFigure, StockMovement
 
 CHUNK = 2000
@@ -141,5 +142,28 @@ def purchase_orders(session: Session, include_pii: bool = False) -> Iterator[dic
                    "sent_at": _iso(po.sent_at), "lines": lines.get(po.id, []), "total": _money(po.total), "currency": po.currency}
 
 
+def shipments(session: Session, include_pii: bool = False) -> Iterator[dict[str, Any]]:
+    """Every shipment (one bought label each), oldest first; `late` against the promised day."""
+    today = datetime.now(UTC).date()
+    last = 0
+    while True:
+        chunk = session.execute(
+            select(Shipment, Order.channel, Order.number).join(Order, Order.id == Shipment.order_id)
+            .where(Shipment.id > last).order_by(Shipment.id).limit(CHUNK)
+        ).all()
+        if not chunk:
+            return
+        last = chunk[-1][0].id
+        for shipment, channel, number in chunk:
+            arrived = shipment.delivered_at.date() if shipment.delivered_at else None
+            late = shipment.promised_by is not None and (arrived or today) > shipment.promised_by \
+                and shipment.status != "returned_to_sender"
+            yield {"channel": channel, "order_number": number, "carrier": shipment.carrier, "service": shipment.service,
+                   "tracking_number": shipment.tracking_number, "label_cost": _money(shipment.label_cost),
+                   "currency": shipment.currency, "status": shipment.status, "shipped_at": _iso(shipment.shipped_at),
+                   "promised_by": shipment.promised_by.isoformat() if shipment.promised_by else None,
+                   "delivered_at": _iso(shipment.delivered_at), "late": late}
+
+
 EXPORTS = {"orders": orders, "quarantine": quarantine, "inventory": inventory, "purchase-orders": purchase_orders,
-           "stock-valuation": stock_valuation}
+           "stock-valuation": stock_valuation, "shipments": shipments}

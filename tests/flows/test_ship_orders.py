@@ -23,6 +23,7 @@ from integrations.sandbox.faults import Faults
 from integrations.sandbox.server import serve_in_thread
 from models import Order, OrderAddress, OrderHold, Shipment, SideEffect, Variant
 from models.db import unit_of_work
+from models.exports import EXPORTS
 from tests.flows.conftest import CHANNELS, World, start_world
 from tests.flows.state import rows_in
 from tests.integration.test_order_writers import _woo_kind
@@ -124,6 +125,11 @@ def test_every_ready_order_gets_one_label_one_fulfillment_and_its_papers(depot: 
     assert {channel: depot.fulfillments(channel) for channel in CHANNELS} == {c: by_channel.get(c, 0) for c in CHANNELS}
     papers = [Path(p) for run in runs for p in run["documents"]]
     assert any(p.name == "packing-slips.pdf" and p.read_bytes().startswith(b"%PDF") for p in papers)
+
+    with unit_of_work(depot.url) as session:
+        exported = list(EXPORTS["shipments"](session))
+    assert len(exported) == len(shipped) and {row["status"] for row in exported} == {"pre_transit"}
+    assert all(row["tracking_number"] and row["label_cost"] and row["late"] is False for row in exported)
 
     buys = depot.carrier.stats["buy_requests"]
     again = _ship()
