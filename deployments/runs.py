@@ -17,6 +17,7 @@ FLOWS = {
     "sync-stock": "flows.stock_sync:stock_sync",
     "await-approval": "flows.approvals:await_approval",
     "ship-orders": "flows.ship_orders:ship_orders",
+    "track-shipments": "flows.track_shipments:track_shipments",
 }
 
 

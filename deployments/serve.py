@@ -11,6 +11,7 @@ SCHEDULES: dict[str, dict[str, int | str]] = {
     "order-intake": {"interval": 15 * 60},
     "restock-check": {"cron": "30 2 * * *"},  # nightly, after the day's last intake runs
     "ship-orders": {"interval": 60 * 60},
+    "track-shipments": {"interval": 30 * 60},
     "sync-stock": {"interval": 15 * 60},
 }
 # Started by other runs, never on a schedule; many may wait at once, so no concurrency limit.

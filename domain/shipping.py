@@ -70,6 +70,16 @@ def choose_rate(rates: Sequence[RateOption], ship_day: date, promised_by: date |
     return min(rates, key=lambda r: (r.delivery_days if r.delivery_days is not None else 99, r.amount, r.id))
 
 
+def lane(country: str | None, postal_code: str | None) -> str:
+    """The destination zone figures are kept by: a US ZIP's national area (its first digit),
+    else the country. Coarse on purpose: it says where, never who."""
+    if not country:
+        return "unknown"
+    if country == "US" and postal_code and postal_code[:1].isdigit():
+        return f"US-{postal_code[0]}"
+    return country
+
+
 @dataclass(frozen=True, slots=True)
 class BoughtLabel:
     """What Clerk keeps of a label a carrier sold it."""

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from domain.tracking import performance
 from models.catalog import Variant
 from models.customers import CustomerPII
 from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
@@ -18,6 +19,7 @@ from models.purchasing import PurchaseOrder, PurchaseOrderLine
 from models.restock import incoming as incoming_units
 from models.shipping import Shipment
 from models.stock import RestockFigure, StockMovement
+from models.tracking_store import history
 
 CHUNK = 2000
 
@@ -165,5 +167,12 @@ def shipments(session: Session, include_pii: bool = False) -> Iterator[dict[str,
                    "delivered_at": _iso(shipment.delivered_at), "late": late}
 
 
+def carrier_performance(session: Session, include_pii: bool = False) -> Iterator[dict[str, Any]]:
+    """On-time rate, transit days, exception rate and cost per parcel by carrier, service and lane."""
+    for figure in performance(history(session)):
+        yield figure.as_record()
+
+
 EXPORTS = {"orders": orders, "quarantine": quarantine, "inventory": inventory, "purchase-orders": purchase_orders,
-           "stock-valuation": stock_valuation, "shipments": shipments}
+           "stock-valuation": stock_valuation, "shipments": shipments,
+           "carrier-performance": carrier_performance}

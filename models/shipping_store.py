@@ -137,7 +137,9 @@ def hold_for_shipping(session: Session, holds: Sequence[tuple[int, str, str | No
     session.execute(update(Order).where(Order.id.in_(ids)).values(status="held", updated_at=now))
 
 
-def record_label(session: Session, order: ToShip, key: str, label: BoughtLabel, promised_by: date | None) -> int:
+def record_label(
+    session: Session, order: ToShip, key: str, label: BoughtLabel, promised_by: date | None, zone: str
+) -> int:
     """Stores a bought label, marks the order fulfilled, and ships its units out of the ledger
     (on hand and reserved down by what it reserved); returns the shipment's id."""
     existing = session.scalar(select(Shipment.id).where(Shipment.label_key == key))
@@ -147,7 +149,7 @@ def record_label(session: Session, order: ToShip, key: str, label: BoughtLabel, 
     shipment = Shipment(order_id=order.id, label_key=key, carrier=label.carrier, service=label.service,
                         carrier_shipment_id=label.shipment_id, tracking_number=label.tracking_number,
                         label_cost=label.cost, currency=label.currency, status="pre_transit", shipped_at=now,
-                        promised_by=promised_by, tracking_state={}, updated_at=now)
+                        promised_by=promised_by, zone=zone, tracking_state={}, updated_at=now)
     session.add(shipment)
     reserved = dict(session.execute(
         select(StockMovement.sku, func.sum(StockMovement.reserved_delta))

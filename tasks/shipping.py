@@ -17,7 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from domain.orders import Address
-from domain.shipping import BoughtLabel, ShipHold
+from domain.shipping import BoughtLabel, ShipHold, lane
 from integrations.protocols import AddressCheck, OrderWriter, Parcel, Rate, Tracking
 from integrations.settings import cached_settings
 from integrations.wiring import carrier, enabled_channels, order_source
@@ -106,7 +106,8 @@ def buy_labels(choices: list[Choice], flow_run_id: str | None) -> list[int]:
             label = carrier().buy_label(choice.shipment_id, choice.rate_id, key)
         kept = BoughtLabel(label.shipment_id, label.tracking_number, label.carrier, label.service, label.cost, label.currency)
         with unit_of_work(_db()) as session:
-            shipment_id = store.record_label(session, order, key, kept, choice.promised_by)
+            zone = lane(order.ship_to.country if order.ship_to else None, order.ship_to.postal_code if order.ship_to else None)
+            shipment_id = store.record_label(session, order, key, kept, choice.promised_by, zone)
             finish_effect(session, key, label.tracking_number, {"carrier": label.carrier, "service": label.service,
                                                                "cost": str(label.cost), "currency": label.currency})
         bought.append(order.id)

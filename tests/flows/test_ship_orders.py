@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,39 @@ def test_lost_answers_and_a_sigkill_part_way_still_buy_one_label_per_order(
 def _shipped_total(url: str) -> int:
     with unit_of_work(url) as session:
         return len(session.scalars(select(Order.id).where(Order.status == "fulfilled", Order.id.in_(select(Shipment.order_id)))).all())
+
+
+def _track() -> dict[str, Any]:
+    summary, ok = run_flow("track-shipments", {})
+    assert ok, summary
+    return summary
+
+
+def test_tracking_follows_parcels_to_delivery_and_tells_exceptions_and_late_ones_once(depot: Depot) -> None:
+    _ship()
+    _ship()
+    with unit_of_work(depot.url) as session:
+        numbers = list(session.scalars(select(Shipment.tracking_number).order_by(Shipment.id)))
+    stuck, late = numbers[0], numbers[1]
+    first = _track()  # trackers made: every parcel is known to the carrier now
+    assert first["trackers_polled"] == len(numbers)
+    depot.carrier.route_tracker(stuck, "failure")
+    with unit_of_work(depot.url) as session:  # this one was promised for yesterday
+        session.execute(update(Shipment).where(Shipment.tracking_number == late)
+                        .values(promised_by=datetime.now(UTC).date() - timedelta(days=1)))
+    slack_before = len(depot.world.slack.messages)
+    runs = [_track() for _ in range(5)]
+    with unit_of_work(depot.url) as session:
+        statuses = dict(session.execute(select(Shipment.tracking_number, Shipment.status)).all())
+        delivered_at = session.scalar(select(Shipment.delivered_at).where(Shipment.tracking_number == numbers[2]))
+    assert statuses[stuck] == "exception" and statuses[numbers[2]] == "delivered" and delivered_at is not None
+    assert sum(run["delivered"] for run in runs) + first["delivered"] == len(numbers) - 1
+    told = [m.to_json() for m in depot.world.slack.messages[slack_before:]]
+    assert any("exception" in json.dumps(m) for m in told)
+    assert all("@" not in json.dumps(m) for m in told)  # no email addresses, no personal data
+    assert runs[-1]["alerts_sent"] == 0 and runs[-1]["exceptions"] == 1
+    with unit_of_work(depot.url) as session:
+        figures = list(EXPORTS["carrier-performance"](session))
+        exported = {row["tracking_number"]: row for row in EXPORTS["shipments"](session)}
+    assert sum(row["parcels"] for row in figures) == len(numbers)
+    assert exported[late]["late"] is True and exported[numbers[2]]["late"] is False

@@ -70,3 +70,9 @@ def test_packing_names_what_is_missing_and_what_is_extra() -> None:
     assert (check.matches, check.missing, check.extra) == (False, {"MUG-1": 1}, {"CAP-9": 1})
     assert check_packing({"MUG-1": 2}, ["MUG-1", "MUG-1"]).matches
     assert check_packing({"MUG-1": 1}, ["MUG-1", "MUG-1"]).extra == {"MUG-1": 1}
+
+
+def test_the_lane_is_a_zips_national_area_or_the_country() -> None:
+    from domain.shipping import lane
+
+    assert (lane("US", "97201"), lane("CA", "M5V 2T6"), lane("US", None), lane(None, "97201")) == ("US-9", "CA", "US", "unknown")
