@@ -184,7 +184,9 @@ def test_lost_answers_and_a_sigkill_part_way_still_buy_one_label_per_order(
     from prefect.settings import PREFECT_API_URL
 
     with ExitStack() as stack:
-        depot = _open_a_depot(stack, database_url, tmp_path, use_env, Faults(drop_rate=0.2, seed=5))
+        depot = _open_a_depot(stack, database_url, tmp_path, use_env, Faults(drop_rate=0.1, error_rate=0.05, seed=5))
+        ready = _ready(database_url)
+        depot.carrier.lose_buy_responses(max(ready // 5, 2))  # a fifth of the buys: bought, the answer lost
         depot.carrier.delay_buys(1000, 0.15)  # slow enough to kill the run part-way
         child = subprocess.Popen(
             [sys.executable, "-m", "deployments.cli", "run", "ship-orders", "--json"], cwd=tmp_path,
@@ -211,6 +213,7 @@ def test_lost_answers_and_a_sigkill_part_way_still_buy_one_label_per_order(
             for channel, in session.execute(select(Order.channel).join(Shipment, Shipment.order_id == Order.id)):
                 by_channel[channel] = by_channel.get(channel, 0) + 1
         assert pending == []
+        assert depot.carrier._lose_buys == 0, "every answer meant to be lost was lost"
         assert {channel: depot.fulfillments(channel) for channel in CHANNELS} == {c: by_channel.get(c, 0) for c in CHANNELS}
 
 
