@@ -1,20 +1,21 @@
-"""`clerk webhooks`: files verified Shopify and WooCommerce deliveries and starts order intake.
+"""`clerk webhooks`: files verified deliveries and starts the flow they concern: Shopify's and
+WooCommerce's start order intake, EasyPost's (tracker events) start track-shipments.
 
-`POST /webhooks/shopify` and `POST /webhooks/woocommerce` answer:
+`POST /webhooks/shopify`, `/webhooks/woocommerce` and `/webhooks/easypost` answer:
 
 - 404 when the channel has no webhook secret set (the route does not exist);
 - 200, nothing stored, for WooCommerce's unsigned `webhook_id=N` ping, sent when a
   webhook is saved (WooCommerce refuses to save one whose URL does not answer 2xx);
-- 401, nothing stored, for a bad or missing signature, a Shopify delivery sent more than
-  `webhook_max_age_seconds` ago or over a minute in the future, and a delivery id already
-  stored (a replay);
+- 401, nothing stored, for a bad or missing signature, a Shopify delivery or EasyPost event
+  sent more than `webhook_max_age_seconds` ago or over a minute in the future, and a delivery
+  (or event) id already stored (a replay);
 - 400, nothing stored, for a signed delivery missing a header the clerk files it by;
-- 200 once the delivery is committed; order intake is then triggered after the response
+- 200 once the delivery is committed; its flow is then triggered after the response
   has gone, at most once per channel per debounce window, and once more when a window in
   which further deliveries came closes.
 
-A delivery is only a nudge: intake reads orders from the vendor's API, and its 15-minute
-schedule is the safety net for a trigger that fails or a delivery that never comes.
+A delivery is only a nudge: intake and tracking read from the vendor's API, and their
+schedules are the safety net for a trigger that fails or a delivery that never comes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from starlette.routing import Route
 
 from integrations.settings import Settings
 from integrations.webhooks import (
+    EASYPOST,
     SHOPIFY,
     WOOCOMMERCE,
     Delivery,
@@ -49,22 +51,25 @@ from models.webhooks import record_event
 
 log = logging.getLogger("clerk.webhooks")
 
-DEPLOYMENT = "order-intake/order-intake"
+# What a delivery nudges: a storefront's, order intake; a carrier's, tracking.
+FOLLOW_UPS = {SHOPIFY: "order-intake/order-intake", WOOCOMMERCE: "order-intake/order-intake",
+              EASYPOST: "track-shipments/track-shipments"}
 DEBOUNCE_SECONDS = 30.0
 
 Trigger = Callable[[str], None]
 
 
-def start_order_intake(channel: str) -> None:
-    """Starts the `order-intake` deployment without waiting for it; without a Prefect API, logs."""
+def start_follow_up(sender: str) -> None:
+    """Starts the deployment a sender's deliveries nudge, without waiting for it; without a
+    Prefect API, logs (the schedule picks it up)."""
     if not os.environ.get("PREFECT_API_URL"):
-        log.info("%s delivery stored; no Prefect API set, so the next scheduled order intake picks it up", channel)
+        log.info("%s delivery stored; no Prefect API set, so the next scheduled run picks it up", sender)
         return
     from prefect.deployments import run_deployment
 
-    # Every enabled channel, not just this one: a run is cheap when nothing changed, and a
+    # The whole flow, not one channel's part: a run is cheap when nothing changed, and a
     # channel that intake does not know yet would fail a run scoped to it.
-    run_deployment(DEPLOYMENT, timeout=0)
+    run_deployment(FOLLOW_UPS[sender], timeout=0)
 
 
 def _start_timer(delay: float, action: Callable[[], None]) -> None:
@@ -116,10 +121,11 @@ class Debounce:
 
 
 def create_webhook_app(
-    settings: Settings, trigger: Trigger = start_order_intake, debounce: Debounce | None = None
+    settings: Settings, trigger: Trigger = start_follow_up, debounce: Debounce | None = None
 ) -> Starlette:
-    """The ASGI app: one route per channel whose webhook secret is set."""
-    secrets = {SHOPIFY: settings.shopify_webhook_secret, WOOCOMMERCE: settings.woocommerce_webhook_secret}
+    """The ASGI app: one route per sender whose webhook secret is set."""
+    secrets = {SHOPIFY: settings.shopify_webhook_secret, WOOCOMMERCE: settings.woocommerce_webhook_secret,
+               EASYPOST: settings.easypost_webhook_secret}
     debounce = debounce or Debounce(DEBOUNCE_SECONDS)
     routes = [
         Route(f"/webhooks/{channel}", _receiver(channel, secret, settings, trigger, debounce), methods=["POST"])
@@ -147,7 +153,7 @@ def _receiver(
             log.warning("%s delivery refused: %s", channel, exc)
             return PlainTextResponse("malformed delivery", status_code=400)
         if not is_fresh(delivery, datetime.now(UTC), settings.webhook_max_age_seconds):
-            _log(delivery, "refused: stale or future X-Shopify-Triggered-At", logging.WARNING)
+            _log(delivery, "refused: stale or future send time", logging.WARNING)
             return _refused()
         stored = await run_in_threadpool(
             record_event,
@@ -201,8 +207,9 @@ def serve_webhooks(host: str, port: int) -> int:
     from models.db import upgrade
 
     settings = cached_settings()
-    if not (settings.shopify_webhook_secret or settings.woocommerce_webhook_secret):
-        print("error: set CLERK_SHOPIFY_WEBHOOK_SECRET or CLERK_WOOCOMMERCE_WEBHOOK_SECRET", file=sys.stderr)
+    if not (settings.shopify_webhook_secret or settings.woocommerce_webhook_secret or settings.easypost_webhook_secret):
+        print("error: set CLERK_SHOPIFY_WEBHOOK_SECRET, CLERK_WOOCOMMERCE_WEBHOOK_SECRET or CLERK_EASYPOST_WEBHOOK_SECRET",
+              file=sys.stderr)
         return 2
     upgrade(settings.database_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     smtp_from: str | None = None
     shopify_webhook_secret: str | None = None
     woocommerce_webhook_secret: str | None = None
+    easypost_webhook_secret: str | None = None
     webhook_max_age_seconds: int = 300
     config: Path | None = None
     # Not in the contract: transport tuning, so tests can shorten waits.
@@ -112,7 +113,7 @@ class Settings(BaseSettings):
     # A blank webhook secret would let anyone sign: it counts as unset.
     @field_validator(
         "shopify_shop_url", "woocommerce_url", "magento_url", "karrio_url",
-        "shopify_webhook_secret", "woocommerce_webhook_secret", mode="before",
+        "shopify_webhook_secret", "woocommerce_webhook_secret", "easypost_webhook_secret", mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Webhook deliveries from Shopify and WooCommerce: signatures, headers and freshness.
+"""Webhook deliveries from Shopify, WooCommerce and EasyPost: signatures, headers and freshness.
 
 Both vendors sign the raw request body alone: the signature header is
 base64(HMAC-SHA256(secret, raw body)). Verification therefore runs over the bytes as they
@@ -13,7 +13,11 @@ Replay protection rests on what each vendor sends besides the signature:
   when the order changed, not when it was sent, so it cannot date a delivery. Replay
   protection rests on `X-WC-Webhook-Delivery-ID` alone.
 
-Neither vendor signs its headers, so someone holding a captured body could resend it
+- EasyPost: `X-Hmac-Signature` is `hmac-sha256-hex=` and the hex HMAC of the raw body; the
+  event's id and `created_at` are in the body, so they are signed too: an event too old is
+  refused, as is an event id already stored.
+
+Shopify and WooCommerce do not sign their headers, so someone holding a captured body could resend it
 under a new id. That costs little: a delivery only asks intake to poll the vendor's API
 (itself idempotent), and intake never takes order data from a webhook body.
 """
@@ -29,8 +33,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from integrations.easypost.mapping import verify_webhook
+
 SHOPIFY = "shopify"
 WOOCOMMERCE = "woocommerce"
+EASYPOST = "easypost"
 
 FUTURE_LEEWAY = timedelta(seconds=60)  # clocks drift; a minute ahead is still believable
 # The widths of `webhook_events.delivery_id` and `.topic`; longer values are malformed.
@@ -82,7 +89,9 @@ def signature_matches(secret: str, body: bytes, signature: str | None) -> bool:
 
 
 def verify_signature(channel: str, secret: str, headers: Mapping[str, str], body: bytes) -> bool:
-    """Checks the channel's signature header against the raw body."""
+    """Checks the sender's signature header against the raw body."""
+    if channel == EASYPOST:
+        return verify_webhook(secret, headers, body)
     return signature_matches(secret, body, _lowered(headers).get(_HEADERS[channel].signature))
 
 
@@ -93,6 +102,8 @@ def is_woocommerce_ping(headers: Mapping[str, str], body: bytes) -> bool:
 
 def read_delivery(channel: str, headers: Mapping[str, str], body: bytes) -> Delivery:
     """Reads a verified delivery's headers; raises MalformedDelivery when one is missing or bad."""
+    if channel == EASYPOST:
+        return _easypost_event(body)
     names = _HEADERS[channel]
     found = _lowered(headers)
     topic = found.get(names.topic, "").strip()
@@ -105,6 +116,26 @@ def read_delivery(channel: str, headers: Mapping[str, str], body: bytes) -> Deli
     if names.triggered_at is not None:
         triggered_at = _timestamp(found.get(names.triggered_at, ""), names.triggered_at)
     return Delivery(channel, topic, delivery_id, triggered_at, _resource_id(body))
+
+
+def _easypost_event(body: bytes) -> Delivery:
+    """An EasyPost Event: its id, `description` (e.g. tracker.updated), `created_at`, and the
+    tracking number it is about."""
+    try:
+        event = json.loads(body)
+    except ValueError as exc:
+        raise MalformedDelivery("the event is not JSON") from exc
+    if not isinstance(event, dict):
+        raise MalformedDelivery("the event is not a JSON object")
+    event_id, topic = str(event.get("id") or "").strip(), str(event.get("description") or "").strip()
+    if not event_id or len(event_id) > MAX_DELIVERY_ID:
+        raise MalformedDelivery("missing or overlong event id")
+    if not topic or len(topic) > MAX_TOPIC:
+        raise MalformedDelivery("missing or overlong event description")
+    result = event.get("result") if isinstance(event.get("result"), dict) else {}
+    code = result.get("tracking_code")
+    return Delivery(EASYPOST, topic, event_id, _timestamp(str(event.get("created_at") or ""), "created_at"),
+                    str(code) if isinstance(code, str) else None)
 
 
 def is_fresh(delivery: Delivery, now: datetime, max_age_seconds: int) -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -19,13 +20,14 @@ from sqlalchemy import inspect, select
 from starlette.applications import Starlette
 
 from deployments.cli import build_parser
-from deployments.webhooks import DEPLOYMENT, Debounce, create_webhook_app, serve_webhooks, start_order_intake
+from deployments.webhooks import FOLLOW_UPS, Debounce, create_webhook_app, serve_webhooks, start_follow_up
 from integrations.settings import Settings
 from models import WebhookEvent
 from models.db import MIGRATIONS, engine_for, unit_of_work, upgrade
 
 SHOPIFY_SECRET = "shpss_test_secret"
 WOOCOMMERCE_SECRET = "wc_test_secret"
+EASYPOST_SECRET = "ep_test_secret"
 ORDER = b'{"id":5100000001,"email":"jon@example.com","line_items":[{"sku":"MUG-1","quantity":2}]}'
 
 
@@ -109,7 +111,8 @@ class Later:
 def _client(
     url: str, triggers: Triggers, debounce_seconds: float = 30, later: Later | None = None, **settings: object
 ) -> Vendor:
-    secrets: dict[str, object] = {"shopify_webhook_secret": SHOPIFY_SECRET, "woocommerce_webhook_secret": WOOCOMMERCE_SECRET}
+    secrets: dict[str, object] = {"shopify_webhook_secret": SHOPIFY_SECRET, "woocommerce_webhook_secret": WOOCOMMERCE_SECRET,
+                                  "easypost_webhook_secret": EASYPOST_SECRET}
     configured = Settings(_env_file=None, database_url=url, **(secrets | settings))  # type: ignore[call-arg]
     debounce = Debounce(debounce_seconds, later=later or Later())
     return Vendor(create_webhook_app(configured, trigger=triggers, debounce=debounce))
@@ -277,12 +280,13 @@ def test_the_default_trigger_starts_the_deployment_only_with_a_prefect_api(monke
     calls: list[tuple[str, dict[str, object]]] = []
     monkeypatch.setattr(prefect.deployments, "run_deployment", lambda name, **kwargs: calls.append((name, kwargs)))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    start_order_intake("shopify")
+    start_follow_up("shopify")
     assert calls == []
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
-    start_order_intake("shopify")
-    assert calls == [(DEPLOYMENT, {"timeout": 0})]
-    assert DEPLOYMENT == "order-intake/order-intake"  # flow name / prefect.yaml deployment name
+    start_follow_up("shopify")
+    start_follow_up("easypost")
+    assert calls == [("order-intake/order-intake", {"timeout": 0}), ("track-shipments/track-shipments", {"timeout": 0})]
+    assert set(FOLLOW_UPS.values()) == {"order-intake/order-intake", "track-shipments/track-shipments"}
 
 
 def test_migration_0002_downgrades_and_upgrades_again(database_url: str) -> None:
@@ -306,3 +310,44 @@ def test_the_command_defaults_to_loopback_and_needs_a_secret(monkeypatch: pytest
     monkeypatch.delenv("CLERK_WOOCOMMERCE_WEBHOOK_SECRET", raising=False)
     assert serve_webhooks("127.0.0.1", 0) == 2
     assert "CLERK_SHOPIFY_WEBHOOK_SECRET" in capsys.readouterr().err
+
+
+def _easypost_event(event_id: str = "evt_1", age: timedelta = timedelta(seconds=5)) -> bytes:
+    sent = (datetime.now(UTC) - age).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return json.dumps({"id": event_id, "object": "Event", "description": "tracker.updated", "created_at": sent,
+                       "result": {"object": "Tracker", "tracking_code": "9400100000000000000001", "status": "in_transit"}}
+                      ).encode()
+
+
+def _easypost_headers(body: bytes) -> dict[str, str]:
+    from integrations.easypost.mapping import webhook_signature
+
+    return {"Content-Type": "application/json", "X-Hmac-Signature": webhook_signature(EASYPOST_SECRET, body)}
+
+
+def test_a_carrier_event_is_stored_once_and_nudges_tracking(database_url: str) -> None:
+    triggers = Triggers()
+    client = _client(database_url, triggers, debounce_seconds=0)
+    body = _easypost_event()
+    answers = [client.post("/webhooks/easypost", content=body, headers=_easypost_headers(body)) for _ in range(3)]
+    assert answers == [200, 401, 401]
+    [event] = _events(database_url)
+    assert (event.channel, event.delivery_id, event.topic) == ("easypost", "evt_1", "tracker.updated")
+    assert triggers.channels == ["easypost"]
+
+
+@pytest.mark.parametrize(("body", "signed", "status"), [
+    (_easypost_event().replace(b"in_transit", b"in_transiT"), _easypost_event(), 401),  # one byte changed
+    (_easypost_event(age=timedelta(hours=2)), None, 401),  # an old event replayed
+    (_easypost_event(age=-timedelta(hours=2)), None, 401),  # from the future
+    (json.dumps({"object": "Event", "description": "tracker.updated", "created_at": "2026-11-26T00:00:00Z"}).encode(),
+     None, 400),  # no event id to file it by
+])
+def test_a_carrier_event_that_is_forged_replayed_or_unfileable_is_refused(
+    database_url: str, body: bytes, signed: bytes | None, status: int
+) -> None:
+    triggers = Triggers()
+    answer = _client(database_url, triggers).post("/webhooks/easypost", content=body, headers=_easypost_headers(signed or body))
+    assert answer == status
+    assert _events(database_url) == [] and triggers.channels == []
+
