@@ -210,7 +210,7 @@ def prefect_home_template(scratch: Path, log: Path) -> Path:
 
 def run_worker(role: str, spec: dict[str, Any], shop: Shop | Sandbox | None, database_url: str | None,
                scratch: Path, log: Path, template: Path | None = None,
-               keep_home: Path | None = None) -> dict[str, Any]:
+               keep_home: Path | None = None, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Runs one measurement in a fresh `python -m bench.worker` process; returns its JSON report.
 
     The worker gets a Prefect home of its own (a copy of `template`, or empty), runs in
@@ -230,6 +230,7 @@ def run_worker(role: str, spec: dict[str, Any], shop: Shop | Sandbox | None, dat
         env |= {"CLERK_SHOPIFY_SHOP_URL": shop.url, "CLERK_SHOPIFY_ACCESS_TOKEN": shop.token}
     if database_url is not None:
         env["CLERK_DATABASE_URL"] = database_url
+    env |= extra_env or {}
     try:
         with log.open("ab") as err:
             err.write(f"\n===== {role} {json.dumps(spec)} =====\n".encode())

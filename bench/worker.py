@@ -813,9 +813,10 @@ ROLES = {"ours": ours, "floor": floor, "naive": naive, "prime": prime, "floor_pa
 
 
 def _all_roles() -> dict[str, Any]:
+    from bench.labels_worker import ROLES as LABELS
     from bench.restock_worker import ROLES as RESTOCK
 
-    return ROLES | RESTOCK
+    return ROLES | RESTOCK | LABELS
 
 
 def main(argv: list[str]) -> int:

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from domain.orders import Address
 from domain.shipping import BoughtLabel, ShipHold, lane
-from integrations.protocols import AddressCheck, OrderWriter, Parcel, Rate, Tracking
+from integrations.protocols import AddressCheck, Label, OrderWriter, Parcel, Rate, Tracking
 from integrations.settings import cached_settings
 from integrations.wiring import carrier, enabled_channels, order_source
 from models import shipping_store as store
@@ -87,48 +87,69 @@ class Choice:
 
 
 # Safe to retry whole: an order whose label went is skipped by its ledger row, and one whose
-# answer was lost is found by its reference before any second buy.
+# answer was lost (or whose record a crash cut off) is found by its reference before any second buy.
 @ship_task(name="buy-labels", retries=2, retry_delay_seconds=10)
 def buy_labels(choices: list[Choice], flow_run_id: str | None) -> list[int]:
-    """Buys each chosen label once and records it; returns the orders that have their label now."""
-    bought = []
-    for choice in choices:
-        order, key = choice.order, label_key(choice.order.id)
-        request = hashlib.sha256(repr((order.id, sorted(order.lines.items()))).encode()).hexdigest()
-        with unit_of_work(_db()) as session:
-            effect = begin_effect(session, key, "label", order.number, request, flow_run_id)
-            state, attempts = effect.state, effect.attempts
-        if state == "done":
-            bought.append(order.id)
-            continue
-        label = carrier().find_label(key) if attempts > 1 else None
-        if label is None:
-            label = carrier().buy_label(choice.shipment_id, choice.rate_id, key)
-        kept = BoughtLabel(label.shipment_id, label.tracking_number, label.carrier, label.service, label.cost, label.currency)
-        with unit_of_work(_db()) as session:
+    """Buys each chosen label once and records it; returns the orders that have their label now.
+
+    Three steps, so a batch costs two transactions rather than several an order: every
+    order's ledger row is written before anything is bought; the labels are bought (or
+    found, for a row an earlier attempt started) and their files fetched; then all are
+    recorded together, also when the buying stopped part-way.
+    """
+    started: dict[int, tuple[str, int]] = {}
+    with unit_of_work(_db()) as session:
+        for choice in choices:
+            order = choice.order
+            request = hashlib.sha256(repr((order.id, sorted(order.lines.items()))).encode()).hexdigest()
+            effect = begin_effect(session, label_key(order.id), "label", order.number, request, flow_run_id)
+            started[order.id] = (effect.state, effect.attempts)
+    bought: list[tuple[Choice, Label, str | None]] = []
+    try:
+        for choice in choices:
+            state, attempts = started[choice.order.id]
+            if state == "done":
+                continue
+            key = label_key(choice.order.id)
+            label = carrier().find_label(key) if attempts > 1 else None
+            if label is None:
+                label = carrier().buy_label(choice.shipment_id, choice.rate_id, key)
+            bought.append((choice, label, _fetch_label_file(label)))
+    finally:
+        _record(bought)
+    return [choice.order.id for choice in choices if started[choice.order.id][0] == "done"] + \
+        [choice.order.id for choice, _, _ in bought]
+
+
+def _record(bought: list[tuple[Choice, Label, str | None]]) -> None:
+    if not bought:
+        return
+    with unit_of_work(_db()) as session:
+        for choice, label, path in bought:
+            order, key = choice.order, label_key(choice.order.id)
+            kept = BoughtLabel(label.shipment_id, label.tracking_number, label.carrier, label.service, label.cost,
+                               label.currency)
             zone = lane(order.ship_to.country if order.ship_to else None, order.ship_to.postal_code if order.ship_to else None)
             shipment_id = store.record_label(session, order, key, kept, choice.promised_by, zone)
+            if path:
+                store.set_label_path(session, shipment_id, path)
             finish_effect(session, key, label.tracking_number, {"carrier": label.carrier, "service": label.service,
                                                                "cost": str(label.cost), "currency": label.currency})
-        bought.append(order.id)
-        _keep_label_file(shipment_id, label.label_url, f"{label.carrier}-{label.tracking_number}")
-    return bought
 
 
-def _keep_label_file(shipment_id: int, url: str, name: str) -> None:
+def _fetch_label_file(label: Label) -> str | None:
     """Stores the printable label; a download that fails leaves the label bought and recorded."""
     folder = cached_settings().toml.shipping.labels_dir
     try:
-        content = carrier().download_label(url)
+        content = carrier().download_label(label.label_url)
     except Exception as exc:  # noqa: BLE001 - the label is bought; the file can be fetched again
-        log.warning("label file for shipment %s not downloaded (%s)", shipment_id, type(exc).__name__)
-        return
+        log.warning("label file for %s not downloaded (%s)", label.tracking_number, type(exc).__name__)
+        return None
     suffix = ".pdf" if content.startswith(b"%PDF") else ".png" if content.startswith(b"\x89PNG") else ".bin"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{_safe(name)}{suffix}"
+    path = folder / f"{_safe(f'{label.carrier}-{label.tracking_number}')}{suffix}"
     path.write_bytes(content)
-    with unit_of_work(_db()) as session:
-        store.set_label_path(session, shipment_id, str(path))
+    return str(path)
 
 
 def _safe(name: str) -> str:
