@@ -243,6 +243,12 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
             for paper in shipped[0].get("documents", [])[:2]:
                 print(f"   {paper}")
             runs.append((f"ship-orders {label}", shipped))
+        for label in ("#1", "#2"):  # the sandbox's parcels move a step each time they are read
+            tracked = run_flow("track-shipments", {})
+            print(f"\n== track-shipments {label}\n   state={tracked[0]['state']}  " + "  ".join(
+                f"{k}={tracked[0].get(k)}" for k in ("trackers_polled", "updated", "delivered", "exceptions", "late",
+                                                      "alerts_sent")))
+            runs.append((f"track-shipments {label}", tracked))
         synced = run_flow("sync-stock", {})
         print(f"\n== sync-stock: available stock to every channel\n   state={synced[0]['state']}  "
               + "  ".join(f"{name}: pushed={c['pushed']} unchanged={c['unchanged']} conflicts={c['conflicts']}"
@@ -267,7 +273,8 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
         written = []
         with unit_of_work(url) as session:
             for entity, fmt in (("orders", "jsonl"), ("orders", "csv"), ("orders", "xlsx"), ("quarantine", "jsonl"),
-                                ("inventory", "csv"), ("purchase-orders", "jsonl"), ("shipments", "csv")):
+                                ("inventory", "csv"), ("purchase-orders", "jsonl"), ("shipments", "csv"),
+                                ("carrier-performance", "csv")):
                 path = workdir / "exports" / f"{entity}.{fmt}"
                 count = write_records(EXPORTS[entity](session), fmt, path)
                 written.append(f"{path} ({count} records)")
