@@ -189,8 +189,15 @@ def web_url(text: str, setting: str, vendor: str) -> httpx.URL:
 
 
 class HttpClient:
-    """A vendor client's HTTP connection (its own, or one lent to it), its retry policy, and closing."""
+    """A vendor client's HTTP connection (its own, or one lent to it), its retry policy, and closing.
 
+    A client that sets `vendor` (its name in messages), `url_setting` (the variable naming its
+    base URL) and `url` also gets `_retrying` and `_write_once`.
+    """
+
+    vendor: str
+    url_setting: str
+    url: str
     _timeout: float
     _owns_http: bool
     _http: httpx.Client
@@ -207,6 +214,38 @@ class HttpClient:
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Runs `attempt` with retries; a host that never answered is a wrong URL."""
+        try:
+            return call_with_retry(attempt, self._policy, self.vendor)
+        except UpstreamError as exc:
+            if isinstance(exc.__cause__, httpx.ConnectError):
+                raise UpstreamError(f"Cannot reach {self.vendor} at {self.url} ({self.url_setting})",
+                                    setting=self.url_setting) from exc
+            raise
+
+    def _write_once(self, look: Callable[[], T | None], write: Callable[[], T]) -> T:
+        """Looks, then writes; every retry looks again first, so a write whose answer was lost
+        is found, never repeated. After a timeout it waits as long again before looking: the
+        write may still be landing upstream."""
+        late = False
+
+        def attempt() -> T:
+            nonlocal late
+            if late:
+                self._policy.sleep(self._timeout)
+                late = False
+            found = look()
+            if found is not None:
+                return found
+            try:
+                return write()
+            except httpx.TimeoutException:
+                late = True
+                raise
+
+        return self._retrying(attempt)
 
     def __enter__(self) -> Self:
         return self

@@ -28,7 +28,6 @@ from integrations.easypost import mapping
 from integrations.http import (
     HttpClient,
     TransientFailure,
-    call_with_retry,
     decode_json,
     raise_for_transient,
     required_settings,
@@ -55,6 +54,9 @@ LOOKBACK = timedelta(days=31)
 class EasyPostClient(HttpClient):
     """Address checks, rates, labels and tracking from one EasyPost account."""
 
+    vendor = WHAT
+    url_setting = URL
+
     carrier = "easypost"
 
     def __init__(
@@ -76,7 +78,6 @@ class EasyPostClient(HttpClient):
                                 setting=URL)
         self._key = api_key
         self._connect(timeout, max_attempts, http, sleep, rng)
-        self._sleep = sleep
         self._clock = clock
         self._trackers: dict[str, str] = {}  # tracking number -> EasyPost tracker id, once learnt
 
@@ -126,15 +127,6 @@ class EasyPostClient(HttpClient):
             raise self._refusal(response, method, path)
         return decode_json(response)
 
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        """Runs `attempt` with retries; a host that never answered is a wrong URL."""
-        try:
-            return call_with_retry(attempt, self._policy, WHAT)
-        except UpstreamError as exc:
-            if isinstance(exc.__cause__, httpx.ConnectError):
-                raise UpstreamError(f"Cannot reach EasyPost at {self.url} ({URL})", setting=URL) from exc
-            raise
-
     def _read(self, method: str, path: str, parse: Callable[[Any], T], **request: Any) -> T:
         """A request that is safe to repeat, retried, its answer parsed."""
         return self._retrying(lambda: self._parsed(parse, self._attempt(method, path, **request)))
@@ -165,29 +157,15 @@ class EasyPostClient(HttpClient):
         """Buys the label once: each attempt reads the shipment first, and a shipment
         already bought (by this call's lost answer, or an earlier run) gives its label."""
         path = f"shipments/{shipment_id}"
-        late = False
 
-        def attempt() -> Label:
-            nonlocal late
-            if late:
-                # A buy that timed out may still be running upstream: give it as long again.
-                self._sleep(self._timeout)
-                late = False
-            found = self._parsed(mapping.parse_label, self._attempt("GET", path))
-            if found is not None:
-                return found
-            try:
-                bought = self._attempt("POST", f"{path}/buy", body=mapping.build_buy(rate_id),
-                                       headers={"Idempotency-Key": key})
-            except httpx.TimeoutException:
-                late = True
-                raise
+        def buy() -> Label:
+            bought = self._attempt("POST", f"{path}/buy", body=mapping.build_buy(rate_id), headers={"Idempotency-Key": key})
             label = self._parsed(mapping.parse_label, bought)
             if label is None:
                 raise TransientFailure("the buy answered without a label")  # read back next attempt
             return label
 
-        return self._retrying(attempt)
+        return self._write_once(lambda: self._parsed(mapping.parse_label, self._attempt("GET", path)), buy)
 
     def find_label(self, reference: str) -> Label | None:
         """The label bought for a shipment created with `reference` within `LOOKBACK`.

@@ -27,7 +27,6 @@ from domain.orders import Address
 from integrations.http import (
     HttpClient,
     TransientFailure,
-    call_with_retry,
     raise_for_transient,
     required_settings,
     transport_settings,
@@ -54,6 +53,9 @@ class NotFound(UpstreamError):
 class KarrioClient(HttpClient):
     """Address checks, rates, labels and tracking from one Karrio server."""
 
+    vendor = WHAT
+    url_setting = URL
+
     carrier = "karrio"
 
     def __init__(
@@ -74,7 +76,6 @@ class KarrioClient(HttpClient):
                                 setting=URL)
         self._key = api_key
         self._connect(timeout, max_attempts, http, sleep, rng)
-        self._sleep = sleep
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KarrioClient:
@@ -121,15 +122,6 @@ class KarrioClient(HttpClient):
         except (ValueError, UnicodeDecodeError) as exc:
             raise TransientFailure("response body is not valid JSON") from exc
 
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        """Runs `attempt` with retries; a host that never answered is a wrong URL."""
-        try:
-            return call_with_retry(attempt, self._policy, WHAT)
-        except UpstreamError as exc:
-            if isinstance(exc.__cause__, httpx.ConnectError):
-                raise UpstreamError(f"Cannot reach Karrio at {self.url} ({URL})", setting=URL) from exc
-            raise
-
     def _read(self, method: str, path: str, parse: Callable[[Any], T], **request: Any) -> T:
         """A request that is safe to repeat, retried, its answer parsed."""
         return self._retrying(lambda: self._parsed(parse, self._attempt(method, path, **request)))
@@ -168,28 +160,15 @@ class KarrioClient(HttpClient):
         """Buys the label once: each attempt reads the shipment first, and a shipment
         already bought (by this call's lost answer, or an earlier run) gives its label."""
         path = f"shipments/{shipment_id}"
-        late = False
 
-        def attempt() -> Label:
-            nonlocal late
-            if late:
-                # A purchase that timed out may still be running upstream: give it as long again.
-                self._sleep(self._timeout)
-                late = False
-            found = self._parsed(self._label, self._attempt("GET", path))
-            if found is not None:
-                return found
-            try:
-                bought = self._attempt("POST", f"{path}/purchase", body=mapping.build_purchase(rate_id, key))
-            except httpx.TimeoutException:
-                late = True
-                raise
+        def purchase() -> Label:
+            bought = self._attempt("POST", f"{path}/purchase", body=mapping.build_purchase(rate_id, key))
             label = self._parsed(self._label, bought)
             if label is None:
                 raise TransientFailure("the purchase answered without a label")  # read back next attempt
             return label
 
-        return self._retrying(attempt)
+        return self._write_once(lambda: self._parsed(self._label, self._attempt("GET", path)), purchase)
 
     def find_label(self, reference: str) -> Label | None:
         """The label bought for a shipment created with `reference`, newest first, page by page."""

@@ -27,7 +27,6 @@ from domain.orders import ChannelOrder
 from integrations.http import (
     HttpClient,
     TransientFailure,
-    call_with_retry,
     decode_json,
     raise_for_transient,
     required_settings,
@@ -71,6 +70,9 @@ def is_loopback(host: str) -> bool:
 
 class WooCommerceClient(HttpClient):
     """Orders, the catalog and write-backs of one WooCommerce shop, over its REST API v3."""
+
+    vendor = WHAT
+    url_setting = URL
 
     channel = mapping.CHANNEL
 
@@ -163,15 +165,6 @@ class WooCommerceClient(HttpClient):
             raise self._refusal(response, method, path)
         return response.headers, decode_json(response)
 
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        """Runs `attempt` with retries; a host that never answered is a wrong URL."""
-        try:
-            return call_with_retry(attempt, self._policy, WHAT)
-        except UpstreamError as exc:
-            if isinstance(exc.__cause__, httpx.ConnectError):
-                raise UpstreamError(f"Cannot reach WooCommerce at {self.url} ({URL})", setting=URL) from exc
-            raise
-
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> tuple[httpx.Headers, Any]:
         return self._retrying(lambda: self._attempt("GET", path, params))
 
@@ -192,28 +185,6 @@ class WooCommerceClient(HttpClient):
             headers, records = self._attempt_list(path, mapping.build_page_params(page))
             yield from records
             page = mapping.next_page(headers, page)
-
-    def _write_once(self, look: Callable[[], Payload | None], write: Callable[[], Payload]) -> Payload:
-        """Looks, then writes; every retry looks again first, so a write whose answer was
-        lost is found, never repeated."""
-        late = False
-
-        def attempt() -> Payload:
-            nonlocal late
-            if late:
-                # A write that timed out may still be running upstream: give it as long again.
-                self._sleep(self._timeout)
-                late = False
-            found = look()
-            if found is not None:
-                return found
-            try:
-                return write()
-            except httpx.TimeoutException:
-                late = True
-                raise
-
-        return self._retrying(attempt)
 
     # ------------------------------------------------------------------ orders
 

@@ -78,15 +78,15 @@ def test_shopify_refuses_a_count_moved_since_it_was_read_and_it_is_judged_again(
         def meanwhile(request: httpx.Request) -> None:
             seen.append(request)
             if _stock_mutations([request]) and len(_stock_mutations(seen)) == 1:
-                # A sale on Shopify lands between Clerk's read and its first write.
-                app.write_backs.edit_stock(a, app.write_backs.stock(a) - 1)
+                # A merchant adds a unit on Shopify between Clerk's read and its first write.
+                app.write_backs.edit_stock(a, app.write_backs.stock(a) + 1)
 
         http = stack.enter_context(httpx.Client(event_hooks={"request": [meanwhile]}))
         client = ShopifyClient(url, DEFAULT_TOKEN, http=http, sleep=lambda _: None)
         shown_a = app.write_backs.stock(a)
         report = client.set_stock([StockLevel(a, 500, shown_a), StockLevel(b, 600)], "sync:1")
 
-    assert (report.conflicts, report.written) == ({a: shown_a - 1}, [b])
+    assert (report.conflicts, report.written) == ({a: shown_a + 1}, [b])
     refused, applied = _stock_mutations(seen)
     assert [q["changeFromQuantity"] for q in refused["input"]["quantities"]] == [shown_a, store.on_hand[b]]
     assert len(applied["input"]["quantities"]) == 1 and applied["key"] != refused["key"]
