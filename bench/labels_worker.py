@@ -15,23 +15,9 @@ from bench.harness import Stopwatch, current_rss_mb, peak_rss_mb
 
 
 def labels_ours(spec: dict[str, Any]) -> dict[str, Any]:
-    from bench.worker import cpu_seconds, cpu_used, heartbeats_off, warm_up
-    from deployments.runs import run_flow
+    from bench.worker import measure_flow
 
-    watch = Stopwatch()
-    with heartbeats_off():
-        with watch.time("warm_up"):
-            warm_up()
-            import flows.ship_orders  # noqa: F401  (imports are not the run's work)
-        rss_before = current_rss_mb()
-        before = cpu_seconds()
-        with watch.time("run"):
-            summary, completed = run_flow("ship-orders", {})
-        cpu = cpu_used(before, cpu_seconds())
-    if not completed:
-        raise RuntimeError(f"ship-orders did not complete: {summary}")
-    return {"role": "labels_ours", "times": watch.times, "summary": summary, "cpu_s": cpu,
-            "rss_after_warm_up_mb": rss_before, "peak_rss_mb": peak_rss_mb()}
+    return measure_flow("labels_ours", "ship-orders", {}, "flows.ship_orders")
 
 
 def labels_floor(spec: dict[str, Any]) -> dict[str, Any]:

@@ -17,23 +17,10 @@ from bench.harness import Stopwatch, current_rss_mb, peak_rss_mb
 
 
 def restock_ours(spec: dict[str, Any]) -> dict[str, Any]:
-    from bench.worker import cpu_seconds, cpu_used, heartbeats_off, warm_up
-    from deployments.runs import run_flow
+    from bench.worker import measure_flow
 
-    watch = Stopwatch()
-    with heartbeats_off():
-        with watch.time("warm_up"):
-            warm_up()
-            import flows.restock_check  # noqa: F401  (imports are not the run's work)
-        rss_before = current_rss_mb()
-        before = cpu_seconds()
-        with watch.time("run"):
-            summary, completed = run_flow("restock-check", {"review_day": spec["review_day"], "history_days": spec["days"]})
-        cpu = cpu_used(before, cpu_seconds())
-    if not completed:
-        raise RuntimeError(f"restock-check did not complete: {summary}")
-    return {"role": "restock_ours", "times": watch.times, "summary": summary, "cpu_s": cpu,
-            "rss_after_warm_up_mb": rss_before, "peak_rss_mb": peak_rss_mb()}
+    return measure_flow("restock_ours", "restock-check", {"review_day": spec["review_day"], "history_days": spec["days"]},
+                        "flows.restock_check")
 
 
 def restock_floor(spec: dict[str, Any]) -> dict[str, Any]:

@@ -812,6 +812,28 @@ def prime(spec: dict[str, Any]) -> dict[str, Any]:
 ROLES = {"ours": ours, "floor": floor, "naive": naive, "prime": prime, "floor_pages": floor_pages}
 
 
+def measure_flow(role: str, flow_name: str, params: dict[str, Any], module: str) -> dict[str, Any]:
+    """Times one run of a real flow after a warm-up that also imports `module`; its report."""
+    import importlib
+
+    from deployments.runs import run_flow
+
+    watch = Stopwatch()
+    with heartbeats_off():
+        with watch.time("warm_up"):
+            warm_up()
+            importlib.import_module(module)  # imports are not the run's work
+        rss_before = current_rss_mb()
+        before = cpu_seconds()
+        with watch.time("run"):
+            summary, completed = run_flow(flow_name, params)
+        cpu = cpu_used(before, cpu_seconds())
+    if not completed:
+        raise RuntimeError(f"{flow_name} did not complete: {summary}")
+    return {"role": role, "times": watch.times, "summary": summary, "cpu_s": cpu,
+            "rss_after_warm_up_mb": rss_before, "peak_rss_mb": peak_rss_mb()}
+
+
 def _all_roles() -> dict[str, Any]:
     from bench.labels_worker import ROLES as LABELS
     from bench.restock_worker import ROLES as RESTOCK
