@@ -162,7 +162,7 @@ def _print_summary(label: str, summary: dict[str, Any]) -> None:
 def _write_config(workdir: Path, catalog_rows: list[dict[str, Any]]) -> Path:
     """clerk.toml naming every supplier of the catalog, each with a sandbox mailbox."""
     suppliers = sorted({row["supplier"] for row in catalog_rows if row.get("supplier")})
-    lines = ['[approvals]', 'purchase_order_above = "5000.00"', '', '[shipping]',
+    lines = ['[approvals]', 'purchase_order_above = "5000.00"', '', '[shipping]', 'promise_days = 10',
              f'labels_dir = "{(workdir / "labels").resolve()}"', f'documents_dir = "{(workdir / "shipping").resolve()}"', '']
     for name in suppliers:
         slug = "".join(ch for ch in name.lower() if ch.isascii() and ch.isalnum()) or "supplier"
@@ -243,7 +243,7 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
             for paper in shipped[0].get("documents", [])[:2]:
                 print(f"   {paper}")
             runs.append((f"ship-orders {label}", shipped))
-        for label in ("#1", "#2"):  # the sandbox's parcels move a step each time they are read
+        for label in ("#1", "#2", "#3"):  # the sandbox's parcels move a step each time they are read
             tracked = run_flow("track-shipments", {})
             print(f"\n== track-shipments {label}\n   state={tracked[0]['state']}  " + "  ".join(
                 f"{k}={tracked[0].get(k)}" for k in ("trackers_polled", "updated", "delivered", "exceptions", "late",

@@ -38,14 +38,15 @@ class Watched:
 def summarise_tracking(flow: str, watched: Sequence[Watched]) -> AlertText | None:
     """One alert for parcels in exception and parcels late; None when there are none.
 
-    The incident is a digest of each parcel and what is said of it, so a rerun that finds the
-    same picture sends nothing, and a parcel that goes from late to exception is told again.
+    The incident is a digest of each parcel and what is said of it (in exception, late), so a
+    rerun that finds the same picture sends nothing, a late parcel moving on from one scan to the
+    next is not news, and a parcel that goes from late to exception is told again.
     """
     exceptions = sorted((w for w in watched if w.status == "exception"), key=lambda w: w.order_number)
     late = sorted((w for w in watched if w.late and w.status != "exception"), key=lambda w: w.order_number)
     if not exceptions and not late:
         return None
-    said = sorted(f"{w.shipment_id}:{w.status}:{w.late}" for w in (*exceptions, *late))
+    said = sorted(f"{w.shipment_id}:{w.status == 'exception'}:{w.late}" for w in (*exceptions, *late))
     incident = f"{flow}:" + hashlib.sha256("\n".join(said).encode()).hexdigest()[:24]
     lines = [f"exception: {w.order_number} ({w.carrier})" for w in exceptions[:MAX_LISTED]]
     lines += [f"late: {w.order_number} ({w.carrier}, {w.status.replace('_', ' ')})" for w in late[:MAX_LISTED]]

@@ -26,6 +26,8 @@ def test_one_alert_names_exceptions_and_late_parcels_by_order_and_carrier_only()
     assert text is not None and text.title == "track-shipments: 1 in exception, 1 late"
     assert text.lines == ("exception: #1001 (USPS)", "late: #1002 (UPS, in transit)")
     assert summarise_tracking("track-shipments", watched).incident == text.incident  # same picture: same incident
+    onward = [watched[0], Watched(2, "#1002", "UPS", "out_for_delivery", True), watched[2]]
+    assert summarise_tracking("track-shipments", onward).incident == text.incident  # still late: no news
     moved = [Watched(2, "#1002", "UPS", "exception", True)]
     assert summarise_tracking("track-shipments", moved).incident != text.incident
     assert summarise_tracking("track-shipments", [watched[2]]) is None
