@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import inch
-from reportlab.platypus import PageBreak, Paragraph, Spacer, Table, TableStyle
+from reportlab.lib.pagesizes import LETTER
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-from integrations.documents.common import barcode, footer, letter_document
+from integrations.documents.common import MARGIN, barcode, footer, letter_document
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,30 +39,69 @@ class PackingSlip:
 
 
 def render_packing_slips(slips: Sequence[PackingSlip], ship_from: Sequence[str]) -> bytes:
-    """Every slip on a page of its own, in the order given."""
+    """Every slip on a page of its own (more when its lines overflow), in the order given.
+
+    Drawn straight on the canvas, not laid out with platypus: a run prints a slip for every
+    order it ships, and layout cost ~11 ms a page.
+    """
     buffer = io.BytesIO()
-    document = letter_document(buffer, "Packing slips", f"{len(slips)} orders")
-    styles = getSampleStyleSheet()
-    body = styles["BodyText"]
-    story: list[object] = []
-    for number, slip in enumerate(slips):
-        if number:
-            story.append(PageBreak())
-        code = barcode(slip.order_number)
-        heading = [Paragraph("Packing slip", ParagraphStyle("h", parent=styles["Title"], alignment=0)),
-                   Paragraph(f"Order {escape(slip.order_number)} ({escape(slip.channel)})", styles["Heading2"])]
-        top = Table([[heading, code]], colWidths=[document.width - code.width, code.width])
-        top.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
-        addresses = Table([[Paragraph("<b>From</b><br/>" + "<br/>".join(map(escape, ship_from)), body),
-                            Paragraph("<b>Ship to</b><br/>" + "<br/>".join(map(escape, slip.ship_to)), body)]],
-                          colWidths=[document.width / 2] * 2)
-        addresses.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
-        story += [top, Spacer(1, 0.2 * inch), addresses, Spacer(1, 0.3 * inch),
-                  _table([("SKU", "Item", "Qty")] + [(line.sku, Paragraph(escape(line.title), body), str(line.quantity))
-                                                    for line in slip.lines], document.width)]
-    page_footer = footer(lambda canvas: "Packing slips")
-    document.build(story, onFirstPage=page_footer, onLaterPages=page_footer)
+    canvas = Canvas(buffer, pagesize=LETTER, invariant=1)
+    canvas.setTitle("Packing slips")
+    canvas.setCreator("Clerk")
+    width, height = LETTER
+    for slip in slips:
+        y = _slip_head(canvas, slip, ship_from, width, height)
+        for line in slip.lines:
+            if y < MARGIN + 0.5 * inch:
+                _slip_foot(canvas, slip, width)
+                canvas.showPage()
+                y = _slip_head(canvas, slip, ship_from, width, height)
+            canvas.setFont("Helvetica", 10)
+            canvas.drawString(MARGIN, y, line.sku)
+            canvas.drawString(MARGIN + 1.6 * inch, y, _fit(line.title, 70))
+            canvas.drawRightString(width - MARGIN, y, str(line.quantity))
+            y -= 14
+        _slip_foot(canvas, slip, width)
+        canvas.showPage()
+    canvas.save()
     return buffer.getvalue()
+
+
+def _slip_head(canvas: Canvas, slip: PackingSlip, ship_from: Sequence[str], width: float, height: float) -> float:
+    """The page's heading, barcode and addresses; returns where the lines start."""
+    top = height - MARGIN
+    canvas.setFont("Helvetica-Bold", 18)
+    canvas.drawString(MARGIN, top - 18, "Packing slip")
+    canvas.setFont("Helvetica-Bold", 12)
+    canvas.drawString(MARGIN, top - 38, _fit(f"Order {slip.order_number} ({slip.channel})", 60))
+    code = barcode(slip.order_number)
+    code.drawOn(canvas, width - MARGIN - code.width, top - code.height)
+    y = top - 70
+    for column, (label, lines) in enumerate((("From", ship_from), ("Ship to", slip.ship_to))):
+        x = MARGIN + column * (width - 2 * MARGIN) / 2
+        canvas.setFont("Helvetica-Bold", 10)
+        canvas.drawString(x, y, label)
+        canvas.setFont("Helvetica", 10)
+        for row, text in enumerate(lines):
+            canvas.drawString(x, y - 13 * (row + 1), _fit(text, 45))
+    y -= 13 * (max(len(ship_from), len(slip.ship_to)) + 3)
+    canvas.setFont("Helvetica-Bold", 10)
+    canvas.drawString(MARGIN, y, "SKU")
+    canvas.drawString(MARGIN + 1.6 * inch, y, "Item")
+    canvas.drawRightString(width - MARGIN, y, "Qty")
+    canvas.setLineWidth(0.75)
+    canvas.line(MARGIN, y - 4, width - MARGIN, y - 4)
+    return y - 18
+
+
+def _slip_foot(canvas: Canvas, slip: PackingSlip, width: float) -> None:
+    canvas.setFont("Helvetica", 8)
+    canvas.drawString(MARGIN, MARGIN / 2, f"Packing slip {slip.order_number}")
+    canvas.drawRightString(width - MARGIN, MARGIN / 2, f"Page {canvas.getPageNumber()}")
+
+
+def _fit(text: str, characters: int) -> str:
+    return text if len(text) <= characters else text[: characters - 1] + "…"
 
 
 def render_pick_list(slips: Sequence[PackingSlip], run: str) -> bytes:

@@ -59,3 +59,12 @@ def test_the_slip_carries_a_code_128_of_the_order_number() -> None:
     code = barcode("#1001")
     assert isinstance(code, Code128) and code.value == "#1001"
     assert render_packing_slips(SLIPS, FROM) == render_packing_slips(SLIPS, FROM)  # same bytes every time
+
+
+@needs_poppler
+def test_a_slip_too_long_for_a_page_goes_on_over_pages_with_every_line(tmp_path: Path) -> None:
+    long = PackingSlip("#2002", "magento", ("Cy Dee", "3 Long Rd", "Boise ID 83702", "US"),
+                       tuple(SlipLine(f"SKU-{n:03d}", f"Item {n}", 1 + n % 3) for n in range(90)))
+    pages = [page for page in _text(render_packing_slips([long], FROM), tmp_path) if page.strip()]
+    assert len(pages) >= 2 and all("#2002" in page for page in pages)
+    assert all(any(f"SKU-{n:03d}" in page for page in pages) for n in range(90))
