@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=10000)
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--profile", metavar="DIR", help="write a cProfile of each 'ours' run here (slows it)")
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
     if "postgresql" in kinds and not postgres_available():
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                         seed(url, args.orders)
                         env = {"CLERK_CARRIER": "easypost", "CLERK_EASYPOST_API_URL": server.url,
                                "CLERK_EASYPOST_API_KEY": carrier.api_key, "CLERK_CONFIG": str(config)}
-                        report = run_worker(f"labels_{role}", {}, None, url, scratch, log, template, extra_env=env)
+                        spec = {"profile": str(Path(args.profile).resolve() / f"labels-{kind}-{stamp}.prof")} \
+                            if args.profile and role == "ours" else {}
+                        report = run_worker(f"labels_{role}", spec, None, url, scratch, log, template, extra_env=env)
                         report["labels_at_carrier"] = carrier.stats["labels"]
                         raw[kind][role].append(report)
     path = RESULTS / f"labels-{stamp}.json"

@@ -17,7 +17,7 @@ from bench.harness import Stopwatch, current_rss_mb, peak_rss_mb
 def labels_ours(spec: dict[str, Any]) -> dict[str, Any]:
     from bench.worker import measure_flow
 
-    return measure_flow("labels_ours", "ship-orders", {}, "flows.ship_orders")
+    return measure_flow("labels_ours", "ship-orders", {}, "flows.ship_orders", spec.get("profile"))
 
 
 def labels_floor(spec: dict[str, Any]) -> dict[str, Any]:

@@ -812,8 +812,12 @@ def prime(spec: dict[str, Any]) -> dict[str, Any]:
 ROLES = {"ours": ours, "floor": floor, "naive": naive, "prime": prime, "floor_pages": floor_pages}
 
 
-def measure_flow(role: str, flow_name: str, params: dict[str, Any], module: str) -> dict[str, Any]:
-    """Times one run of a real flow after a warm-up that also imports `module`; its report."""
+def measure_flow(role: str, flow_name: str, params: dict[str, Any], module: str,
+                 profile: str | None = None) -> dict[str, Any]:
+    """Times one run of a real flow after a warm-up that also imports `module`; its report.
+
+    With `profile` (a path), the run is profiled with cProfile and the stats written there:
+    for finding a cause, never for the reported numbers."""
     import importlib
 
     from deployments.runs import run_flow
@@ -824,10 +828,19 @@ def measure_flow(role: str, flow_name: str, params: dict[str, Any], module: str)
             warm_up()
             importlib.import_module(module)  # imports are not the run's work
         rss_before = current_rss_mb()
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         before = cpu_seconds()
         with watch.time("run"):
             summary, completed = run_flow(flow_name, params)
         cpu = cpu_used(before, cpu_seconds())
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
     if not completed:
         raise RuntimeError(f"{flow_name} did not complete: {summary}")
     return {"role": role, "times": watch.times, "summary": summary, "cpu_s": cpu,

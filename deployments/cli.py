@@ -215,6 +215,41 @@ def _cmd_pack(args: argparse.Namespace) -> int:
     return 0 if report["matches"] else 1
 
 
+def _cmd_return_create(args: argparse.Namespace) -> int:
+    from deployments.returns import create_return, parse_lines
+    from domain.returns import ReturnInputError
+    from models.db import upgrade
+    from models.shipping_store import OrderLookupError
+
+    url = _settings().database_url
+    upgrade(url)
+    try:
+        opened = create_return(url, args.order, args.channel, parse_lines(args.line or []), args.reason,
+                               args.resolution, args.by)
+    except (OrderLookupError, ReturnInputError) as exc:
+        print(f"error: {exc}; no return opened", file=sys.stderr)
+        return 2
+    print(opened["rma"])
+    print(json.dumps(opened), file=sys.stderr)
+    return 0
+
+
+def _cmd_return_receive(args: argparse.Namespace) -> int:
+    from deployments.returns import receive_return
+    from models.db import upgrade
+    from models.returns_store import ReturnLookupError
+
+    url = _settings().database_url
+    upgrade(url)
+    try:
+        report = receive_return(url, args.rma, args.condition, args.by)
+    except ReturnLookupError as exc:
+        print(f"error: {exc}; nothing booked", file=sys.stderr)
+        return 2
+    print(json.dumps(report))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from deployments.serve import serve_all
 
@@ -310,6 +345,23 @@ def build_parser() -> argparse.ArgumentParser:
     packing.add_argument("--scans", metavar="FILE.csv", help="scans as CSV: sku[,quantity]")
     packing.add_argument("--by", default="packer", help="who packed (kept with the check)")
     packing.set_defaults(handler=_cmd_pack)
+
+    returns = commands.add_parser("return", help="open a return, or book its goods when they come back")
+    steps = returns.add_subparsers(dest="step", required=True)
+    create = steps.add_parser("create", help="open a return; prints its RMA number")
+    create.add_argument("order", help="the order number, e.g. #1001")
+    create.add_argument("--channel", help="the order's channel, when the number is on several")
+    create.add_argument("--line", action="append", metavar="SKU:QTY", help="units coming back (repeat)")
+    create.add_argument("--reason", required=True, help="damaged, defective, wrong_item, not_as_described, "
+                                                         "changed_mind, late_delivery or other")
+    create.add_argument("--resolution", default="refund", choices=["refund", "exchange", "store_credit"])
+    create.add_argument("--by", default="clerk", help="who opened it (kept in the audit log)")
+    create.set_defaults(handler=_cmd_return_create)
+    receipt = steps.add_parser("receive", help="book the goods of a return")
+    receipt.add_argument("rma")
+    receipt.add_argument("--condition", required=True, choices=["resellable", "damaged"])
+    receipt.add_argument("--by", default="clerk", help="who checked the goods (kept in the audit log)")
+    receipt.set_defaults(handler=_cmd_return_receive)
 
     serve = commands.add_parser("serve", help="serve every deployment with its schedule")
     serve.set_defaults(handler=_cmd_serve)

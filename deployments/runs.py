@@ -18,6 +18,7 @@ FLOWS = {
     "await-approval": "flows.approvals:await_approval",
     "ship-orders": "flows.ship_orders:ship_orders",
     "track-shipments": "flows.track_shipments:track_shipments",
+    "process-returns": "flows.process_returns:process_returns",
 }
 
 

@@ -13,6 +13,7 @@ SCHEDULES: dict[str, dict[str, int | str]] = {
     "ship-orders": {"interval": 60 * 60},
     "track-shipments": {"interval": 30 * 60},
     "sync-stock": {"interval": 15 * 60},
+    "process-returns": {"interval": 60 * 60},
 }
 # Started by other runs, never on a schedule; many may wait at once, so no concurrency limit.
 ON_DEMAND = ("await-approval",)

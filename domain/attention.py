@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -63,23 +63,29 @@ def summarise(flow: str, items: Sequence[NeedsAttention]) -> AlertText | None:
 def summarise_restock(
     at_risk: Sequence[str], stockouts: Sequence[str], no_supplier: Sequence[str], awaiting: Sequence[str]
 ) -> AlertText | None:
-    """One alert for the SKUs running short and the purchase orders waiting for a person.
+    """One alert for the SKUs running short and the purchase orders waiting for a person."""
+    return summarise_groups("restock-check", {
+        "stockout": (stockouts, "out of stock"),
+        "at_risk": (at_risk, "at risk (cover shorter than lead time)"),
+        "no_supplier": (no_supplier, "below reorder point with no supplier in the catalog"),
+        "awaiting_approval": (awaiting, "purchase orders waiting for approval"),
+    })
 
-    The incident is a digest of exactly what is listed, not of the day: tomorrow's check
-    finding the same SKUs at risk and the same orders waiting sends nothing new.
+
+def summarise_groups(flow: str, groups: Mapping[str, tuple[Sequence[str], str]]) -> AlertText | None:
+    """One alert listing named groups of items (group -> (items, words for them)), or None
+    when every group is empty.
+
+    The incident is a digest of exactly what is listed, not of the day: a later run finding
+    the same items sends nothing new.
     """
-    groups = {"stockout": sorted(stockouts), "at_risk": sorted(at_risk),
-              "no_supplier": sorted(no_supplier), "awaiting_approval": sorted(awaiting)}
-    if not any(groups.values()):
+    listed = {group: sorted(items) for group, (items, _) in groups.items() if items}
+    if not listed:
         return None
-    digest = hashlib.sha256(repr(sorted(groups.items())).encode()).hexdigest()[:24]
-    words = {"stockout": "out of stock", "at_risk": "at risk (cover shorter than lead time)",
-             "no_supplier": "below reorder point with no supplier in the catalog",
-             "awaiting_approval": "purchase orders waiting for approval"}
+    digest = hashlib.sha256(repr(sorted(listed.items())).encode()).hexdigest()[:24]
     lines = []
-    for group, items in groups.items():
-        if items:
-            shown = ", ".join(items[:MAX_LISTED]) + (f" … and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
-            lines.append(f"{len(items)} {words[group]}: {shown}")
-    title = "restock-check: " + ", ".join(f"{len(items)} {group.replace('_', ' ')}" for group, items in groups.items() if items)
-    return AlertText(f"restock-check:{digest}", title, tuple(lines), {group: len(items) for group, items in groups.items() if items})
+    for group, items in listed.items():
+        shown = ", ".join(items[:MAX_LISTED]) + (f" … and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+        lines.append(f"{len(items)} {groups[group][1]}: {shown}")
+    title = f"{flow}: " + ", ".join(f"{len(items)} {group.replace('_', ' ')}" for group, items in listed.items())
+    return AlertText(f"{flow}:{digest}", title, tuple(lines), {group: len(items) for group, items in listed.items()})

@@ -23,6 +23,11 @@ ISO_4217 = frozenset(
 )
 
 
+# ISO 4217 minor units where they are not 2 (the currencies Stripe also treats so).
+ZERO_DECIMAL = frozenset("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split())
+THREE_DECIMAL = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
+
+
 class MoneyError(ValueError):
     """A value that cannot be read as an amount of money."""
 
@@ -52,3 +57,8 @@ def cents(amount: Decimal) -> Decimal:
 def is_known_currency(code: object) -> bool:
     """True for an active ISO 4217 code, spelled in capitals."""
     return isinstance(code, str) and code in ISO_4217
+
+
+def minor_unit(currency: str) -> int:
+    """Digits after the point in `currency`'s smallest unit: 0 for JPY, 3 for KWD, else 2."""
+    return 0 if currency in ZERO_DECIMAL else 3 if currency in THREE_DECIMAL else 2

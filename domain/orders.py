@@ -92,6 +92,42 @@ class OrderLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Payment:
+    """Who took the order's money, and their reference for it (what a refund goes back to)."""
+
+    gateway: str  # normalised: "stripe", "paypal", "manual", "shopify_payments", ... (see `normalise_gateway`)
+    reference: str | None  # the gateway's own id of the payment, e.g. pi_... / ch_...; None when unknown
+
+
+# A channel's name for a payment gateway or method -> Clerk's (lower-cased, "-" and " " read as "_").
+# A name not listed is kept as written (normalised the same way): never guessed to be Stripe.
+GATEWAYS: dict[str, str] = {
+    # Stripe: Shopify's third-party gateway, WooCommerce's plugin ids, Magento's modules
+    "stripe": "stripe", "stripe_cc": "stripe", "stripe_payments": "stripe", "stripe_sepa": "stripe",
+    "stripe_applepay": "stripe", "stripe_googlepay": "stripe", "woocommerce_payments": "stripe",
+    "wcpay": "stripe",
+    # PayPal, Braintree (a PayPal company, its own gateway)
+    "paypal": "paypal", "ppcp_gateway": "paypal", "ppcp": "paypal", "ppec_paypal": "paypal",
+    "paypal_express": "paypal", "payflowpro": "paypal", "paypal_payments_pro": "paypal",
+    "braintree": "braintree", "braintree_paypal": "braintree", "braintree_cc_vault": "braintree",
+    # Shopify's own processor, and payments recorded by hand (bank transfer, cheque, cash)
+    "shopify_payments": "shopify_payments",
+    "manual": "manual", "bacs": "manual", "cheque": "manual", "cod": "manual", "checkmo": "manual",
+    "banktransfer": "manual", "cashondelivery": "manual", "bogus": "manual", "free": "manual",
+}
+
+
+def normalise_gateway(name: str | None) -> str | None:
+    """Clerk's name for a channel's payment gateway or method; None for a blank one."""
+    if name is None:
+        return None
+    key = "_".join(name.strip().lower().replace("-", " ").split())
+    if not key:
+        return None
+    return GATEWAYS.get(key, key)
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelOrder:
     """An order as read from one channel, in the order's currency."""
 
@@ -113,6 +149,7 @@ class ChannelOrder:
     customer: Customer | None = None
     risk: Risk = Risk.NONE
     extra: Mapping[str, str] = field(default_factory=dict)
+    payment: Payment | None = None  # the successful payment, when the channel tells
 
     @property
     def ship_to_country(self) -> str | None:
@@ -129,6 +166,9 @@ class ChannelOrder:
             self.customer and _customer_fields(self.customer),
             sorted(self.extra.items()),
             content[_UPDATED_AT + 1:],
+            # Only when known, so the digests of orders read before payments were are unchanged.
+            *((_payment_fields(self.payment) if isinstance(self.payment, Payment) else self.payment,)
+              if self.payment is not None else ()),
         )).encode()).hexdigest()
 
     def amounts_fit(self) -> bool:
@@ -154,12 +194,13 @@ def _getter(kind: type, leave_out: tuple[str, ...] = ()) -> attrgetter[Any]:
     return attrgetter(*(f.name for f in fields(kind) if f.name not in leave_out))
 
 
-_NESTED = ("lines", "ship_to", "customer", "extra")
+_NESTED = ("lines", "ship_to", "customer", "extra", "payment")
 _order_fields = _getter(ChannelOrder, _NESTED)
 _UPDATED_AT = [f.name for f in fields(ChannelOrder) if f.name not in _NESTED].index("updated_at")
 _line_fields = _getter(OrderLine)
 _address_fields = _getter(Address)
 _customer_fields = _getter(Customer)
+_payment_fields = _getter(Payment)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
-from domain.attention import summarise
+from domain.attention import AlertText, summarise
 from domain.redact import redact
 from integrations.protocols import Alert
 from tasks.alerts import find_untold, incident_already_sent, mark_told, send_alert
@@ -60,3 +60,14 @@ def trouble_reported(flow_name: str) -> Iterator[None]:
     except Exception as exc:
         report_trouble(flow_name, flow_run.get_id(), run_link(), exc)
         raise
+
+
+def tell_once(flow: str, text: AlertText | None, forms: dict[str, str]) -> int:
+    """Posts `text`, with a link to each decision's form in the Prefect UI, unless the very
+    same was already told; returns alerts sent (0 or 1)."""
+    if text is None or incident_already_sent(text.incident):
+        return 0
+    lines = (*text.lines, *(f"decide {subject} in the Prefect UI: {page}" for subject, page in sorted(forms.items())))
+    reference = send_alert(Alert(text.incident, text.title, lines, text.counts, run_link()))
+    mark_told([], text.incident, flow, flow_run.get_id(), reference, {"counts": text.counts})
+    return 1

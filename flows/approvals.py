@@ -8,6 +8,8 @@ another, nor the nightly run that asked.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -17,7 +19,7 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 
 from models.purchasing_store import PURCHASE_ORDER
-from tasks.approvals import decide_approval, read_approval, record_pause
+from tasks.approvals import decide_approval, find_approvals, read_approval, record_pause
 from tasks.restock import send_purchase_order
 
 FLOW = "await-approval"
@@ -64,3 +66,26 @@ def await_approval(approval_id: int, timeout_hours: float = 72.0, poll_seconds: 
         send_purchase_order(current.subject, str(flow_run.get_id()))
     return {"flow": FLOW, "approval": approval_id, "subject": current.subject, "decision": current.status,
             "by": current.decided_by, "timed_out": timed_out, "alerts_sent": 0}
+
+
+def ask_in_the_ui(kind: str, subjects: Sequence[str]) -> dict[str, str]:
+    """Starts one paused `await-approval` run per item of `kind` waiting among `subjects`,
+    when a Prefect server serves the deployments; returns subject -> the run's page (empty
+    without a server: `clerk approve` decides then)."""
+    if not subjects or not os.environ.get("PREFECT_API_URL"):
+        return {}
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_UI_URL
+
+    logger = get_run_logger()
+    pages = {}
+    for subject, approval_id in find_approvals(kind, list(subjects)).items():
+        try:
+            run = run_deployment(DEPLOYMENT, parameters={"approval_id": approval_id}, timeout=0)
+        except Exception as exc:  # noqa: BLE001 - `clerk approve` still decides it
+            logger.warning("could not start %s for %s (%s); decide with `clerk approve %s`",
+                           DEPLOYMENT, subject, type(exc).__name__, approval_id)
+            continue
+        ui = PREFECT_UI_URL.value()
+        pages[subject] = f"{ui}/flow-runs/flow-run/{run.id}" if ui else f"flow run {run.id}"
+    return pages

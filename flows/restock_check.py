@@ -6,7 +6,6 @@ act (store figures, create POs, mail the approved ones) → alert (at risk, stoc
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,13 +20,10 @@ from domain.attention import summarise_restock
 from domain.history import daily_history
 from domain.purchasing import Need, draft_purchase_orders, lead_time_spread
 from domain.reorder import RestockPlan, plan_restock, read_demand
-from flows.alerting import run_link, trouble_reported
-from flows.approvals import DEPLOYMENT as APPROVAL_DEPLOYMENT
-from integrations.protocols import Alert
+from flows.alerting import tell_once, trouble_reported
+from flows.approvals import ask_in_the_ui
 from integrations.settings import ClerkToml, cached_settings
 from models.purchasing_store import PURCHASE_ORDER
-from tasks.alerts import incident_already_sent, mark_told, send_alert
-from tasks.approvals import find_approvals
 from tasks.restock import (
     RestockInputs,
     create_purchase_orders,
@@ -121,7 +117,7 @@ def restock_check(review_day: str | None = None, history_days: int = 365) -> dic
                    if risky and units > 0]
         # Every order still waiting, not just tonight's: the alert and the count say what waits now.
         waiting = find_purchase_orders_awaiting_approval()
-        forms = _ask_in_the_ui(created.awaiting_approval)
+        forms = ask_in_the_ui(PURCHASE_ORDER, created.awaiting_approval)
         alerts_sent = _tell_clerks(at_risk, stockouts, no_supplier, waiting, forms)
     summary = {
         "flow": FLOW,
@@ -143,39 +139,8 @@ def restock_check(review_day: str | None = None, history_days: int = 365) -> dic
     return summary
 
 
-def _ask_in_the_ui(numbers: list[str]) -> dict[str, str]:
-    """Starts one paused `await-approval` run per new purchase order waiting, when a Prefect
-    server serves the deployments; returns number -> the run's page (empty without a server:
-    `clerk approve` decides then)."""
-    if not numbers or not os.environ.get("PREFECT_API_URL"):
-        return {}
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_UI_URL
-
-    logger = get_run_logger()
-    pages = {}
-    for number, approval_id in find_approvals(PURCHASE_ORDER, numbers).items():
-        try:
-            run = run_deployment(APPROVAL_DEPLOYMENT, parameters={"approval_id": approval_id}, timeout=0)
-        except Exception as exc:  # noqa: BLE001 - `clerk approve` still decides it
-            logger.warning("could not start %s for %s (%s); decide with `clerk approve %s`",
-                           APPROVAL_DEPLOYMENT, number, type(exc).__name__, approval_id)
-            continue
-        ui = PREFECT_UI_URL.value()
-        pages[number] = f"{ui}/flow-runs/flow-run/{run.id}" if ui else f"flow run {run.id}"
-    return pages
-
-
 def _tell_clerks(
     at_risk: list[str], stockouts: list[str], no_supplier: list[str], awaiting: list[str], forms: dict[str, str]
 ) -> int:
     """One message for what needs a person, unless the very same was already told."""
-    text = summarise_restock(at_risk, stockouts, no_supplier, awaiting)
-    if text is None or incident_already_sent(text.incident):
-        return 0
-    lines = (*text.lines, *(f"decide {number} in the Prefect UI: {page}" for number, page in sorted(forms.items())))
-    reference = send_alert(Alert(text.incident, text.title, lines, text.counts, run_link()))
-    mark_told([], text.incident, FLOW, flow_run.get_id(), reference, {"counts": text.counts})
-    return 1
-
-
+    return tell_once(FLOW, summarise_restock(at_risk, stockouts, no_supplier, awaiting), forms)

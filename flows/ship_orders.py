@@ -1,6 +1,6 @@
 """ship-orders: labels for accepted orders, bought once each, with papers and the channel told.
 
-a batch of orders → weigh and gate (domain) → verify addresses → quote → choose (domain) →
+a batch of orders → weigh and gate (domain) → verify addresses and quote → choose (domain) →
 buy once (ledger) → pick list and packing slips → fulfillments written back → alert.
 """
 
@@ -30,24 +30,23 @@ from tasks.shipping import (
     find_orders_held_for_weight,
     hold_orders,
     load_orders_to_ship,
-    quote_rates,
     release_orders_held_for_weight,
     render_shipping_documents,
-    verify_addresses,
+    verify_and_quote,
     write_fulfillments,
 )
 
 FLOW = "ship-orders"
 
 
-def _address(ship_from: ShipFrom) -> Address:
+def warehouse_address(ship_from: ShipFrom) -> Address:
     return Address(name=ship_from.name, street1=ship_from.street, city=ship_from.city, province=ship_from.state,
                    postal_code=ship_from.postal_code, country=ship_from.country, phone=ship_from.phone)
 
 
 class _Tally:
     def __init__(self) -> None:
-        self.considered = self.bought = self.stopped = 0
+        self.considered = self.bought = self.stopped = self.unverified = 0
         self.reasons: Counter[str] = Counter()
         self.problems: list[str] = []
         self.documents: list[str] = []
@@ -73,10 +72,14 @@ def _ship_batch(batch: list[ToShip], ship_from: Address, promise_days: int, tall
         hold_orders(quote(holds))
         tally.hold(holds)
         return
-    checks = verify_addresses(quote(ready))
+    checks, quotes = verify_and_quote(quote(ready), {o.id: weighed[o.id].grams or 0 for o in ready}, ship_from) \
+        if ready else ({}, {})
     holds += [(o.id, Hold.INCOMPLETE_ADDRESS.value, checks[o.id].message) for o in ready if not checks[o.id].ok]
     ready = [o for o in ready if checks[o.id].ok]
-    quotes = quote_rates(quote(ready), {o.id: weighed[o.id].grams or 0 for o in ready}, ship_from) if ready else {}
+    # A carrier without address validation (Karrio's generic carrier) checked nothing: the
+    # order's own checks (intake's incomplete_address, the gate's empty address) stand alone,
+    # and the label's ledger row says it went unverified.
+    unverified = {o.id for o in ready if not checks[o.id].checked}
     choices = []
     for order in ready:
         shipment_id, rates = quotes[order.id]
@@ -86,11 +89,13 @@ def _ship_batch(batch: list[ToShip], ship_from: Address, promise_days: int, tall
         if chosen is None:
             holds.append((order.id, ShipHold.NO_RATE.value, "the carrier quoted no service"))
         else:
-            choices.append(Choice(order, shipment_id, chosen.id, promised_by))
-    hold_orders(quote(holds))
+            choices.append(Choice(order, shipment_id, chosen.id, promised_by, order.id not in unverified))
+    if holds:
+        hold_orders(quote(holds))
     tally.hold(holds)
     bought = set(buy_labels(quote(choices), flow_run.get_id())) if choices else set()
     tally.bought += len(bought)
+    tally.unverified += len(bought & unverified)
     shipped = [o for o in ready if o.id in bought]
     if shipped:
         tally.documents += render_shipping_documents(quote(shipped), f"{run}-{shipped[0].id}", list(_lines(ship_from)))
@@ -113,7 +118,7 @@ def ship_orders(batch_size: int | None = None) -> dict[str, Any]:
     """
     settings = cached_settings()
     config = settings.toml.shipping
-    ship_from = _address(settings.toml.ship_from)
+    ship_from = warehouse_address(settings.toml.ship_from)
     tally = _Tally()
     run = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     logger = get_run_logger()
@@ -129,12 +134,16 @@ def ship_orders(batch_size: int | None = None) -> dict[str, Any]:
             tally.considered += len(batch)
             _ship_batch(batch, ship_from, config.promise_days, tally, run)
         written, unwritable = write_fulfillments(flow_run.get_id())
+        if tally.unverified:
+            logger.warning("ship-orders: %d labels bought to addresses the carrier could not verify "
+                           "(it offers no address validation)", tally.unverified)
         alerts_sent = tell_clerks(FLOW, flow_run.get_id(), run_link()) + _report_stopped(tally.problems)
     summary = {
         "flow": FLOW, "orders_considered": tally.considered, "labels_bought": tally.bought,
         "held": sum(tally.reasons.values()), "reasons": dict(sorted(tally.reasons.items())),
         "fulfillments_written": written, "fulfillments_not_writable": unwritable,
-        "released": len(weighable), "batches_stopped": tally.stopped, "documents": tally.documents, "alerts_sent": alerts_sent,
+        "released": len(weighable), "batches_stopped": tally.stopped, "addresses_unverified": tally.unverified,
+        "documents": tally.documents, "alerts_sent": alerts_sent,
     }
     create_table_artifact([{"measure": k, "value": v} for k, v in summary.items() if k not in ("flow", "documents")],
                           key="ship-orders-summary", description="Labels, holds and fulfillments, this run")

@@ -168,6 +168,45 @@ class OrderWriter(Protocol):
         """
 
 
+# ------------------------------------------------------------------------------ returns
+
+# Clerk's return reason codes (the contract's `returns.reason`).
+RETURN_REASONS = ("damaged", "defective", "wrong_item", "not_as_described", "changed_mind", "late_delivery",
+                  "other")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelReturn:
+    """A return asked for, or a refund made, on a channel without Clerk: what Clerk must take up."""
+
+    channel: str
+    external_id: str  # the return's / refund's / credit memo's id upstream
+    order_external_id: str
+    order_number: str
+    lines: Mapping[str, int]  # SKU -> units
+    reason: str  # one of RETURN_REASONS
+    requested_at: datetime
+    refunded: Decimal  # money the channel itself already moved for it (0 when none)
+    note: str | None = None  # free text, may hold personal data: never log it
+
+
+@runtime_checkable
+class ReturnSource(Protocol):
+    """A channel Clerk reads return requests from (read only).
+
+    A record that cannot be read does not stop the others: it is left out, and an
+    `Unreadable` naming it (its `external_id`, never its note) is appended to `unreadable`
+    when the caller passes a list, for the caller to report; without one it is logged.
+    Clerk's own refunds and credit memos (carrying its key) are never returned.
+    """
+
+    channel: str
+
+    def return_requests(self, since: datetime | None,
+                        unreadable: list[Unreadable] | None = None) -> list[ChannelReturn]:
+        """Return requests (or refunds, credit memos) made at or after `since` (all when None), oldest first."""
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One message for the clerks; never carries personal data."""
@@ -277,10 +316,21 @@ class Parcel:
 
 @dataclass(frozen=True, slots=True)
 class AddressCheck:
-    """A carrier's verdict on an address: deliverable or not, and the carrier's own words."""
+    """A carrier's verdict on an address: deliverable or not, and the carrier's own words.
+
+    `checked` is False when the carrier has no address validation to ask (Karrio with only
+    its `generic` carrier): nothing was verified, so `ok` only means "not refused", and the
+    order's own completeness checks are all that stand behind the address.
+    """
 
     ok: bool
     message: str | None = None
+    checked: bool = True
+
+    @classmethod
+    def unchecked(cls, why: str) -> AddressCheck:
+        """The carrier could not verify the address (it offers no validation): not refused, not verified."""
+        return cls(ok=True, message=why, checked=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +392,8 @@ class Carrier(Protocol):
     """
 
     def verify_address(self, address: Address) -> AddressCheck:
-        """Asks the carrier whether `address` is deliverable."""
+        """Asks the carrier whether `address` is deliverable; a carrier without address
+        validation answers `AddressCheck.unchecked(...)` (`checked` False) rather than failing."""
 
     def rates(self, ship_from: Address, ship_to: Address, parcel: Parcel, reference: str) -> tuple[str, list[Rate]]:
         """Creates a shipment carrying Clerk's order `reference`; returns its id and the rates quoted."""
@@ -358,3 +409,76 @@ class Carrier(Protocol):
 
     def download_label(self, url: str) -> bytes:
         """The printable label file (PDF or PNG) behind a label's URL."""
+
+
+# ------------------------------------------------------------------------------ payments
+
+
+class RefundState(StrEnum):
+    """Where a refund stands at the gateway, in Clerk's words."""
+
+    PENDING = "pending"  # asked for; the money has not reached the buyer yet
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the money came back to the merchant: a clerk must refund another way
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """What the gateway holds for one payment."""
+
+    reference: str  # the gateway's id: a PaymentIntent (pi_...) or a Charge (ch_...)
+    currency: str  # ISO 4217, upper-case
+    captured: Decimal  # received from the buyer
+    refunded: Decimal  # already given back or on its way (pending and succeeded refunds)
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """One refund at the gateway."""
+
+    reference: str  # the gateway's id (re_...)
+    payment: str  # the payment it gives back: the PaymentIntent when there is one, else the Charge
+    amount: Decimal
+    currency: str  # ISO 4217, upper-case
+    state: RefundState
+    key: str | None  # Clerk's ledger key, carried with the refund
+    failure_reason: str | None = None
+
+
+class RefundRefused(ValueError):
+    """The gateway refused the refund for good: more than is left, already refunded,
+    disputed, or the key already used for another refund. `code` is the gateway's
+    own error code; `detail` its words."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+@runtime_checkable
+class PaymentGateway(Protocol):
+    """Where buyers' payments are refunded (Stripe).
+
+    A refund is money out, so it is made once: Clerk's ledger key travels with it (as the
+    gateway's idempotency key and on the refund itself), and every attempt first looks
+    for a refund already carrying the key.
+    """
+
+    name: str
+
+    def payment(self, reference: str) -> Payment:
+        """What was captured and what is already refunded of one payment."""
+
+    def refund(self, payment: str, amount: Decimal, currency: str, key: str, reason: str | None = None) -> Refund:
+        """Refunds `amount` of `payment` once per `key`; a refund already made with `key` is the answer.
+
+        Raises:
+            RefundRefused: more than is left to refund, or the gateway refused it for good.
+        """
+
+    def find_refund(self, payment: str, key: str) -> Refund | None:
+        """The refund of `payment` made with `key`, if any."""
+
+    def refund_status(self, reference: str) -> Refund:
+        """The refund as it stands now (pending refunds settle later)."""

@@ -10,6 +10,7 @@ never its value: values may be personal data.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +18,8 @@ from typing import Any, NoReturn
 
 from domain.money import MoneyError, to_money
 from integrations.protocols import Payload, Unreadable
+
+_log = logging.getLogger(__name__)
 
 KIND_NAMES: dict[Any, str] = {str: "a string", dict: "an object", list: "a list", bool: "a boolean",
                               int: "an integer", (str, int): "a string"}
@@ -104,3 +107,41 @@ class Reader(ABC):
     def flag(self, node: Payload, key: str, default: bool, where: str = "") -> bool:
         value = self.get(node, key, bool, where)
         return default if value is None else value
+
+
+# Words in a refund's or credit memo's free-text reason that name one of Clerk's return
+# reasons (`protocols.RETURN_REASONS`), tried in this order; anything else is "other".
+_REASON_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("wrong_item", ("wrong item", "wrong_item", "wrong size", "wrong colour", "wrong color", "wrong product",
+                    "sent the wrong", "received the wrong")),
+    ("not_as_described", ("not as described", "not_as_described", "not as pictured", "not as advertised")),
+    ("late_delivery", ("late delivery", "late_delivery", "arrived late", "delivered late", "too late")),
+    ("defective", ("defective", "faulty", "does not work", "doesn't work", "broken on arrival", "stopped working")),
+    ("damaged", ("damaged", "broken", "cracked", "smashed", "torn")),
+    ("changed_mind", ("changed mind", "changed my mind", "changed their mind", "change of mind", "changed_mind", "no longer needed", "not needed",
+                      "unwanted", "don't want", "do not want")),
+)
+
+
+def return_reason(text: str | None) -> str:
+    """Clerk's return reason code for a free-text reason: the code itself, else a word that names one,
+    else "other". Pure; the text is read, never kept or logged."""
+    folded = " ".join((text or "").lower().replace("-", " ").split())
+    if not folded:
+        return "other"
+    for code, words in _REASON_WORDS:
+        if folded == code or any(word in folded for word in words):
+            return code
+    return "other"
+
+
+def report_unreadable(problems: list[Unreadable], unreadable: list[Unreadable] | None, channel: str) -> None:
+    """Hands records that could not be read to the caller's list, or logs them when it passed none.
+
+    The log line names the channel, the record's id and what is wrong: never its content.
+    """
+    if unreadable is not None:
+        unreadable.extend(problems)
+        return
+    for problem in problems:
+        _log.warning("%s: return record %s left out: %s", channel, problem.external_id or "?", problem)

@@ -7,7 +7,7 @@ import tomllib
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +43,7 @@ class Returns(BaseModel):
     window_days: int = 30
     restocking_fee_percent: Decimal = Decimal("0")
     non_returnable_categories: list[str] = Field(default_factory=list)
+    review_reasons: list[str] = Field(default_factory=lambda: ["other"])  # reasons a person decides
 
 
 class Shipping(BaseModel):
@@ -52,6 +53,12 @@ class Shipping(BaseModel):
     batch_size: int = 100
     labels_dir: Path = Path("labels")  # bought label files
     documents_dir: Path = Path("shipping")  # pick lists and packing slips, a folder per run
+    label_format: Literal["PNG", "PDF", "ZPL"] = "PNG"  # the label file bought (EasyPost `options.label_format`)
+
+    @field_validator("label_format", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
 
 class Intake(BaseModel):

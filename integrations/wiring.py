@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from integrations.protocols import Carrier, Mailer, Notifier, OrderSource, UpstreamError
+from integrations.protocols import Carrier, Mailer, Notifier, OrderSource, PaymentGateway, UpstreamError
 from integrations.settings import Settings, cached_settings
 
 # A one-off source for this process (a file being imported), found before any built from settings.
@@ -90,6 +90,23 @@ def carrier() -> Carrier:
     return build_carrier(cached_settings())
 
 
+def build_payment_gateway(settings: Settings) -> PaymentGateway:
+    """The payment gateway refunds go through (Stripe), from settings.
+
+    Raises:
+        UpstreamError: naming CLERK_STRIPE_API_KEY when it is unset.
+    """
+    from integrations.stripe.client import StripeClient
+
+    return StripeClient.from_settings(settings)
+
+
+@cache
+def payment_gateway() -> PaymentGateway:
+    """The process-wide payment gateway."""
+    return build_payment_gateway(cached_settings())
+
+
 @cache
 def mailer() -> Mailer:
     """SMTP when configured, else the log."""
@@ -105,4 +122,5 @@ def reset() -> None:
     _registered.clear()
     notifier.cache_clear()
     carrier.cache_clear()
+    payment_gateway.cache_clear()
     mailer.cache_clear()

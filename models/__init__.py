@@ -7,6 +7,7 @@ from models.customers import Customer, CustomerAccount, CustomerPII
 from models.ledger import SideEffect
 from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
 from models.purchasing import Approval, PurchaseOrder, PurchaseOrderLine
+from models.returns import Refund, Return, ReturnLine
 from models.shipping import PackCheck, Shipment
 from models.stock import ChannelStock, RestockFigure, StockMovement
 from models.sync import SyncWatermark
@@ -14,6 +15,6 @@ from models.webhooks import WebhookEvent
 
 __all__ = [
     "Approval", "AuditEntry", "Base", "ChannelStock", "Customer", "CustomerAccount", "CustomerPII", "Order", "OrderAddress", "OrderHold",
-    "OrderLine", "PackCheck", "Product", "PurchaseOrder", "PurchaseOrderLine", "QuarantinedPayload", "RestockFigure", "SentAlert", "Shipment", "SideEffect", "StockMovement",
+    "OrderLine", "PackCheck", "Product", "PurchaseOrder", "PurchaseOrderLine", "QuarantinedPayload", "Refund", "RestockFigure", "Return", "ReturnLine", "SentAlert", "Shipment", "SideEffect", "StockMovement",
     "SyncWatermark", "Variant", "WebhookEvent",
 ]

@@ -17,6 +17,7 @@ from models.customers import CustomerPII
 from models.orders import Order, OrderAddress, OrderHold, OrderLine, QuarantinedPayload
 from models.purchasing import PurchaseOrder, PurchaseOrderLine
 from models.restock import incoming as incoming_units
+from models.returns import Refund, Return, ReturnLine
 from models.shipping import Shipment
 from models.stock import RestockFigure, StockMovement
 from models.tracking_store import history
@@ -167,6 +168,44 @@ def shipments(session: Session, include_pii: bool = False) -> Iterator[dict[str,
                    "delivered_at": _iso(shipment.delivered_at), "late": late}
 
 
+def returns(session: Session, include_pii: bool = False) -> Iterator[dict[str, Any]]:
+    """Every return with its lines and the policy rule behind its latest decision, oldest first."""
+    last = 0
+    while True:
+        chunk = session.execute(select(Return, Order.number).join(Order, Order.id == Return.order_id)
+                                .where(Return.id > last).order_by(Return.id).limit(CHUNK)).all()
+        if not chunk:
+            return
+        last = chunk[-1][0].id
+        lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for line in session.scalars(select(ReturnLine).where(ReturnLine.return_id.in_([r.id for r, _ in chunk]))
+                                    .order_by(ReturnLine.id)):
+            lines[line.return_id].append({"sku": line.sku, "quantity": line.quantity})
+        for row, number in chunk:
+            yield {"rma": row.rma, "channel": row.channel, "order_number": number, "status": row.status,
+                   "reason": row.reason, "resolution": row.resolution, "lines": lines.get(row.id, []), "rule": row.rule,
+                   "detail": row.detail, "label_paid_by": row.label_paid_by, "refund_quote": _money(row.refund_quote),
+                   "currency": row.currency, "carrier": row.carrier, "tracking_number": row.tracking_number,
+                   "condition": row.condition, "requested_at": _iso(row.requested_at), "received_at": _iso(row.received_at)}
+
+
+def refunds(session: Session, include_pii: bool = False) -> Iterator[dict[str, Any]]:
+    """Every refund, oldest first: through a gateway, by the channel itself, or as store credit."""
+    last = 0
+    while True:
+        chunk = session.execute(select(Refund, Return.rma, Order.channel, Order.number)
+                                .join(Order, Order.id == Refund.order_id).outerjoin(Return, Return.id == Refund.return_id)
+                                .where(Refund.id > last).order_by(Refund.id).limit(CHUNK)).all()
+        if not chunk:
+            return
+        last = chunk[-1][0].id
+        for refund, rma, channel, number in chunk:
+            yield {"rma": rma, "channel": channel, "order_number": number, "gateway": refund.gateway,
+                   "amount": _money(refund.amount), "currency": refund.currency, "status": refund.status,
+                   "gateway_reference": refund.gateway_reference, "failure_reason": refund.failure_reason,
+                   "created_at": _iso(refund.created_at)}
+
+
 def carrier_performance(session: Session, include_pii: bool = False) -> Iterator[dict[str, Any]]:
     """On-time rate, transit days, exception rate and cost per parcel by carrier, service and lane."""
     for figure in performance(history(session)):
@@ -175,4 +214,4 @@ def carrier_performance(session: Session, include_pii: bool = False) -> Iterator
 
 EXPORTS = {"orders": orders, "quarantine": quarantine, "inventory": inventory, "purchase-orders": purchase_orders,
            "stock-valuation": stock_valuation, "shipments": shipments,
-           "carrier-performance": carrier_performance}
+           "carrier-performance": carrier_performance, "returns": returns, "refunds": refunds}

@@ -226,6 +226,8 @@ def _order_row(decision: Decision, customer_ids: dict[str, int]) -> dict[str, An
         "taxes_included": order.taxes_included, "requires_shipping": order.requires_shipping,
         "risk": order.risk.value, "ship_to_country": _country(order.ship_to_country),
         "customer_id": customer_ids.get(key) if key else None,
+        "payment_gateway": order.payment.gateway if order.payment else None,
+        "payment_reference": order.payment.reference if order.payment else None,
         "placed_at": order.placed_at, "upstream_updated_at": order.updated_at,
         "fingerprint": order.fingerprint(), "updated_at": utcnow(),
     }

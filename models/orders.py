@@ -35,6 +35,8 @@ class Order(Base):
     risk: Mapped[str] = mapped_column(String(20))
     ship_to_country: Mapped[str | None] = mapped_column(String(2))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    payment_gateway: Mapped[str | None] = mapped_column(String(40))  # stripe | paypal | manual | ...
+    payment_reference: Mapped[str | None] = mapped_column(String(100))  # e.g. Stripe's pi_... or ch_...
     placed_at: Mapped[datetime]
     upstream_updated_at: Mapped[datetime]
     fingerprint: Mapped[str] = mapped_column(String(64))

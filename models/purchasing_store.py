@@ -15,6 +15,7 @@ from domain.purchasing import DraftPurchaseOrder, Receipt
 from domain.stock import Movement
 from models.alerts import AuditEntry
 from models.base import utcnow
+from models import returns_store
 from models.purchasing import Approval, PurchaseOrder, PurchaseOrderLine
 from models.stock import RestockFigure, StockMovement
 
@@ -139,6 +140,8 @@ def decide(session: Session, approval_id: int, by: str, approve: bool, note: str
     if approval.kind == PURCHASE_ORDER:
         session.execute(update(PurchaseOrder).where(PurchaseOrder.number == approval.subject)
                         .values(status="approved" if approve else "cancelled"))
+    else:
+        returns_store.apply_decision(session, approval)
     session.add(AuditEntry(at=now, actor=by, action=f"{approval.kind}.{approval.status}", subject=approval.subject,
                            detail={"approval": approval.id, "note": note, "amount": str(approval.amount)}))
     return approval

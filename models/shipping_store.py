@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from domain.orders import Address
@@ -163,6 +163,51 @@ def record_label(
     session.execute(update(Order).where(Order.id == order.id).values(status="fulfilled", updated_at=now))
     session.flush()
     return shipment.id
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRecord:
+    """A bought label to store with its order (see `record_labels`)."""
+
+    order: ToShip
+    key: str
+    label: BoughtLabel
+    promised_by: date | None
+    zone: str
+    path: str | None  # the stored label file, None when it could not be fetched
+
+
+def record_labels(session: Session, records: Sequence[LabelRecord]) -> list[str]:
+    """`record_label` for a batch in a handful of statements, whatever its size: shipments
+    (with their label files), the orders `fulfilled`, and their `shipment` movements (on hand
+    and reserved down by what each order reserved). A label already stored under its key is
+    left as it is. Returns the keys stored now."""
+    keys = [record.key for record in records]
+    if not keys:
+        return []
+    stored = set(session.scalars(select(Shipment.label_key).where(Shipment.label_key.in_(keys))))
+    fresh = [record for record in records if record.key not in stored]
+    if not fresh:
+        return []
+    now = utcnow()
+    ids = [record.order.id for record in fresh]
+    session.execute(insert(Shipment), [
+        {"order_id": r.order.id, "label_key": r.key, "carrier": r.label.carrier, "service": r.label.service,
+         "carrier_shipment_id": r.label.shipment_id, "tracking_number": r.label.tracking_number,
+         "label_cost": r.label.cost, "currency": r.label.currency, "label_path": r.path, "status": "pre_transit",
+         "shipped_at": now, "promised_by": r.promised_by, "zone": r.zone, "tracking_state": {}, "updated_at": now}
+        for r in fresh])
+    reserved: dict[tuple[int, str], int] = {
+        (order_id, sku): int(units or 0) for order_id, sku, units in session.execute(
+            select(StockMovement.order_id, StockMovement.sku, func.sum(StockMovement.reserved_delta))
+            .where(StockMovement.order_id.in_(ids)).group_by(StockMovement.order_id, StockMovement.sku))}
+    session.execute(insert(StockMovement), [
+        {"sku": sku, "location": "main", "kind": Movement.SHIPMENT.value, "on_hand_delta": -units,
+         "reserved_delta": -reserved.get((r.order.id, sku), 0), "order_id": r.order.id,
+         "actor": "flow:ship-orders", "note": f"label {r.label.tracking_number}", "created_at": now}
+        for r in fresh for sku, units in sorted(r.order.lines.items())])
+    session.execute(update(Order).where(Order.id.in_(ids)).values(status="fulfilled", updated_at=now))
+    return [record.key for record in fresh]
 
 
 def set_label_path(session: Session, shipment_id: int, path: str) -> None:

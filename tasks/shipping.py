@@ -23,7 +23,7 @@ from integrations.settings import cached_settings
 from integrations.wiring import carrier, enabled_channels, order_source
 from models import shipping_store as store
 from models.db import unit_of_work
-from models.ledger import begin_effect, finish_effect
+from models.ledger import begin_effect, begin_effects, finish_effect, finish_effects
 from models.shipping_store import ToShip
 
 log = logging.getLogger("clerk.shipping")
@@ -63,19 +63,20 @@ def release_orders_held_for_weight(order_ids: list[int]) -> None:
         store.release_holds(session, order_ids, ShipHold.MISSING_WEIGHT.value)
 
 
-@ship_task(name="verify-addresses", retries=2, retry_delay_seconds=10)
-def verify_addresses(orders: list[ToShip]) -> dict[int, AddressCheck]:
-    """The carrier's verdict on each order's ship-to address (the client retries transient failures)."""
-    blank = Address()
-    return {order.id: carrier().verify_address(order.ship_to or blank) for order in orders}
+@ship_task(name="verify-and-quote", retries=2, retry_delay_seconds=10)
+def verify_and_quote(orders: list[ToShip], grams: dict[int, int], ship_from: Address
+                     ) -> tuple[dict[int, AddressCheck], dict[int, tuple[str, list[Rate]]]]:
+    """The carrier's verdict on each order's ship-to address, then, for each address it did
+    not refuse, a shipment created with the order's label key as the reference and its rates.
 
-
-@ship_task(name="quote-rates", retries=2, retry_delay_seconds=10)
-def quote_rates(orders: list[ToShip], grams: dict[int, int], ship_from: Address) -> dict[int, tuple[str, list[Rate]]]:
-    """A shipment per order, created with its label key as the reference, and the rates quoted."""
+    One task for the batch's carrier reads (the client retries transient failures; a retry
+    of the task repeats reads only: a shipment created twice and never bought costs nothing).
+    """
     blank = Address()
-    return {order.id: carrier().rates(ship_from, order.ship_to or blank, Parcel(grams[order.id]), label_key(order.id))
-            for order in orders}
+    checks = {order.id: carrier().verify_address(order.ship_to or blank) for order in orders}
+    quotes = {order.id: carrier().rates(ship_from, order.ship_to or blank, Parcel(grams[order.id]), label_key(order.id))
+              for order in orders if checks[order.id].ok}
+    return checks, quotes
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ class Choice:
     shipment_id: str
     rate_id: str
     promised_by: date | None
+    address_checked: bool = True  # False: the carrier has no address validation; bought unverified
 
 
 # Safe to retry whole: an order whose label went is skipped by its ledger row, and one whose
@@ -92,64 +94,84 @@ class Choice:
 def buy_labels(choices: list[Choice], flow_run_id: str | None) -> list[int]:
     """Buys each chosen label once and records it; returns the orders that have their label now.
 
-    Three steps, so a batch costs two transactions rather than several an order: every
-    order's ledger row is written before anything is bought; the labels are bought (or
-    found, for a row an earlier attempt started) and their files fetched; then all are
-    recorded together, also when the buying stopped part-way.
+    Three steps, so a batch costs two transactions (of a few statements each, whatever its
+    size) rather than several an order: every order's ledger row is written before anything
+    is bought; the labels are bought (or found, for a row an earlier attempt started) and
+    their files fetched; then all are recorded together, also when the buying stopped part-way.
     """
-    started: dict[int, tuple[str, int]] = {}
     with unit_of_work(_db()) as session:
-        for choice in choices:
-            order = choice.order
-            request = hashlib.sha256(repr((order.id, sorted(order.lines.items()))).encode()).hexdigest()
-            effect = begin_effect(session, label_key(order.id), "label", order.number, request, flow_run_id)
-            started[order.id] = (effect.state, effect.attempts)
+        started = begin_effects(session, [
+            (label_key(c.order.id), "label", c.order.number,
+             hashlib.sha256(repr((c.order.id, sorted(c.order.lines.items()))).encode()).hexdigest())
+            for c in choices], flow_run_id)
     bought: list[tuple[Choice, Label, str | None]] = []
+    files = _LabelFiles(cached_settings().toml.shipping.labels_dir)
     try:
         for choice in choices:
-            state, attempts = started[choice.order.id]
+            key = label_key(choice.order.id)
+            state, attempts = started[key]
             if state == "done":
                 continue
-            key = label_key(choice.order.id)
             label = carrier().find_label(key) if attempts > 1 else None
             if label is None:
                 label = carrier().buy_label(choice.shipment_id, choice.rate_id, key)
-            bought.append((choice, label, _fetch_label_file(label)))
+            bought.append((choice, label, files.fetch(label)))
     finally:
         _record(bought)
-    return [choice.order.id for choice in choices if started[choice.order.id][0] == "done"] + \
+    return [c.order.id for c in choices if started[label_key(c.order.id)][0] == "done"] + \
         [choice.order.id for choice, _, _ in bought]
 
 
 def _record(bought: list[tuple[Choice, Label, str | None]]) -> None:
     if not bought:
         return
+    records, done = [], []
+    for choice, label, path in bought:
+        order, key = choice.order, label_key(choice.order.id)
+        kept = BoughtLabel(label.shipment_id, label.tracking_number, label.carrier, label.service, label.cost,
+                           label.currency)
+        zone = lane(order.ship_to.country if order.ship_to else None, order.ship_to.postal_code if order.ship_to else None)
+        records.append(store.LabelRecord(order, key, kept, choice.promised_by, zone, path))
+        result = {"carrier": label.carrier, "service": label.service, "cost": str(label.cost), "currency": label.currency}
+        if not choice.address_checked:
+            result["address_verified"] = False  # bought to an address the carrier could not check
+        done.append((key, label.tracking_number, result))
     with unit_of_work(_db()) as session:
-        for choice, label, path in bought:
-            order, key = choice.order, label_key(choice.order.id)
-            kept = BoughtLabel(label.shipment_id, label.tracking_number, label.carrier, label.service, label.cost,
-                               label.currency)
-            zone = lane(order.ship_to.country if order.ship_to else None, order.ship_to.postal_code if order.ship_to else None)
-            shipment_id = store.record_label(session, order, key, kept, choice.promised_by, zone)
-            if path:
-                store.set_label_path(session, shipment_id, path)
-            finish_effect(session, key, label.tracking_number, {"carrier": label.carrier, "service": label.service,
-                                                               "cost": str(label.cost), "currency": label.currency})
+        store.record_labels(session, records)
+        finish_effects(session, done)
 
 
-def _fetch_label_file(label: Label) -> str | None:
-    """Stores the printable label; a download that fails leaves the label bought and recorded."""
-    folder = cached_settings().toml.shipping.labels_dir
-    try:
-        content = carrier().download_label(label.label_url)
-    except Exception as exc:  # noqa: BLE001 - the label is bought; the file can be fetched again
-        log.warning("label file for %s not downloaded (%s)", label.tracking_number, type(exc).__name__)
-        return None
-    suffix = ".pdf" if content.startswith(b"%PDF") else ".png" if content.startswith(b"\x89PNG") else ".bin"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{_safe(f'{label.carrier}-{label.tracking_number}')}{suffix}"
-    path.write_bytes(content)
-    return str(path)
+class _LabelFiles:
+    """Stores printable labels under one folder (made once, on the first file)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._made = False
+
+    def fetch(self, label: Label) -> str | None:
+        """Downloads and stores the label; a download that fails leaves the label bought and recorded."""
+        try:
+            content = carrier().download_label(label.label_url)
+        except Exception as exc:  # noqa: BLE001 - the label is bought; the file can be fetched again
+            log.warning("label file for %s not downloaded (%s)", label.tracking_number, type(exc).__name__)
+            return None
+        if not self._made:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        path = self.folder / f"{_safe(f'{label.carrier}-{label.tracking_number}')}{label_suffix(content)}"
+        path.write_bytes(content)
+        return str(path)
+
+
+def label_suffix(content: bytes) -> str:
+    """The file extension a label's content calls for: .pdf, .png, .zpl (Zebra's `^XA`), else .bin."""
+    if content.startswith(b"%PDF"):
+        return ".pdf"
+    if content.startswith(b"\x89PNG"):
+        return ".png"
+    if content.lstrip()[:3] == b"^XA":
+        return ".zpl"
+    return ".bin"
 
 
 def _safe(name: str) -> str:

@@ -70,13 +70,19 @@ class EasyPostClient(HttpClient):
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        label_format: str = "PNG",
     ):
+        if label_format not in mapping.LABEL_FORMATS:
+            raise UpstreamError(f"[shipping] label_format must be one of {', '.join(mapping.LABEL_FORMATS)}")
+        self.label_format = label_format
         self.url = url.rstrip("/")
         self.api = web_url(self.url + "/v2/", URL, WHAT)
         if self.api.scheme == "http" and not is_loopback(self.api.host):
             raise UpstreamError(f"The EasyPost API key would travel in the clear over http://; use https:// ({URL})",
                                 setting=URL)
         self._key = api_key
+        self._auth = httpx.BasicAuth(api_key, "")
+        self._base = str(self.api)  # ends in "/v2/": paths are ours, or EasyPost's ids, appended
         self._connect(timeout, max_attempts, http, sleep, rng)
         self._clock = clock
         self._trackers: dict[str, str] = {}  # tracking number -> EasyPost tracker id, once learnt
@@ -89,7 +95,8 @@ class EasyPostClient(HttpClient):
             UpstreamError: naming the variable that is missing or unusable.
         """
         (key,) = required_settings((settings.easypost_api_key, KEY))
-        return cls(key, settings.easypost_api_url, **transport_settings(settings))
+        return cls(key, settings.easypost_api_url, label_format=settings.toml.shipping.label_format,
+                   **transport_settings(settings))
 
     # ------------------------------------------------------------------ transport
 
@@ -119,7 +126,7 @@ class EasyPostClient(HttpClient):
         worth another attempt, UpstreamError for refusals.
         """
         response = self._http.request(
-            method, self.api.join(path), params=params, json=body, auth=httpx.BasicAuth(self._key, ""),
+            method, self._base + path, params=params, json=body, auth=self._auth,
             timeout=self._timeout, headers={"Accept": "application/json", **(headers or {})},
         )
         raise_for_transient(response)
@@ -146,11 +153,13 @@ class EasyPostClient(HttpClient):
                           body=mapping.build_address_verification(address))
 
     def rates(self, ship_from: Address, ship_to: Address, parcel: Parcel, reference: str) -> tuple[str, list[Rate]]:
-        """Creates a shipment carrying `reference`; returns its id and its rates.
+        """Creates a shipment carrying `reference` (and the label format to make); returns its
+        id and its rates.
 
         A retried create may leave an extra shipment upstream; one not bought costs nothing.
         """
-        body = mapping.build_shipment(ship_from, ship_to, parcel, reference)
+        body = mapping.build_shipment(ship_from, ship_to, parcel, reference,
+                                      None if self.label_format == "PNG" else self.label_format)
         return self._read("POST", "shipments", mapping.parse_rates, body=body)
 
     def buy_label(self, shipment_id: str, rate_id: str, key: str) -> Label:
@@ -160,12 +169,15 @@ class EasyPostClient(HttpClient):
 
         def buy() -> Label:
             bought = self._attempt("POST", f"{path}/buy", body=mapping.build_buy(rate_id), headers={"Idempotency-Key": key})
-            label = self._parsed(mapping.parse_label, bought)
+            label = self._parsed(self._label, bought)
             if label is None:
                 raise TransientFailure("the buy answered without a label")  # read back next attempt
             return label
 
-        return self._write_once(lambda: self._parsed(mapping.parse_label, self._attempt("GET", path)), buy)
+        return self._write_once(lambda: self._parsed(self._label, self._attempt("GET", path)), buy)
+
+    def _label(self, body: Any) -> Label | None:
+        return mapping.parse_label(body, self.label_format)
 
     def find_label(self, reference: str) -> Label | None:
         """The label bought for a shipment created with `reference` within `LOOKBACK`.
@@ -178,7 +190,7 @@ class EasyPostClient(HttpClient):
         while True:
             params = mapping.build_purchased_params(before, since)
             shipments, more = self._read("GET", "shipments", mapping.parse_shipments_page, params=params)
-            found = mapping.find_label(shipments, reference)
+            found = mapping.find_label(shipments, reference, self.label_format)
             if found is not None or not more or not shipments:
                 return found
             before = str(shipments[-1].get("id"))

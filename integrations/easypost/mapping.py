@@ -102,10 +102,28 @@ def build_parcel(parcel: Parcel) -> Payload:
     return body
 
 
-def build_shipment(ship_from: Address, ship_to: Address, parcel: Parcel, reference: str) -> Payload:
-    """Body of `POST /v2/shipments`: EasyPost answers with the shipment and its rates."""
-    return {"shipment": {"reference": reference, "from_address": build_address(ship_from),
-                         "to_address": build_address(ship_to), "parcel": build_parcel(parcel)}}
+# The label formats Clerk asks EasyPost for, and where a bought shipment's `postage_label` gives
+# that file. EasyPost always renders a PNG at `label_url`; with `options.label_format` set on the
+# shipment it also makes the format asked for and links it from the buy's `postage_label`.
+LABEL_FORMATS: dict[str, str] = {"PNG": "label_url", "PDF": "label_pdf_url", "ZPL": "label_zpl_url"}
+
+
+def build_shipment(ship_from: Address, ship_to: Address, parcel: Parcel, reference: str,
+                   label_format: str | None = None) -> Payload:
+    """Body of `POST /v2/shipments`: EasyPost answers with the shipment and its rates.
+
+    `label_format` (PNG, PDF or ZPL) goes as `options.label_format`: the file the buy makes.
+
+    Raises:
+        ValueError: for a label format Clerk does not know.
+    """
+    shipment: Payload = {"reference": reference, "from_address": build_address(ship_from),
+                         "to_address": build_address(ship_to), "parcel": build_parcel(parcel)}
+    if label_format is not None:
+        if label_format not in LABEL_FORMATS:
+            raise ValueError(f"label format must be one of {', '.join(LABEL_FORMATS)}")
+        shipment["options"] = {"label_format": label_format}
+    return {"shipment": shipment}
 
 
 def build_buy(rate_id: str) -> Payload:
@@ -191,8 +209,13 @@ def parse_rates(body: Any) -> tuple[str, list[Rate]]:
     return _text(shipment, "id"), [parse_rate(rate) for rate in rates]
 
 
-def parse_label(body: Any) -> Label | None:
-    """The label of a bought shipment; None for a shipment not bought yet."""
+def parse_label(body: Any, label_format: str = "PNG") -> Label | None:
+    """The label of a bought shipment; None for a shipment not bought yet.
+
+    Its `label_url` is the file in `label_format` (`label_pdf_url` for PDF, `label_zpl_url`
+    for ZPL); a shipment bought without that format (before the setting changed) gives its
+    PNG, which EasyPost always makes.
+    """
     shipment = _object(body, "shipment")
     postage = shipment.get("postage_label")
     tracking = shipment.get("tracking_code")
@@ -200,8 +223,10 @@ def parse_label(body: Any) -> Label | None:
         return None
     rate = parse_rate(shipment.get("selected_rate"))
     reference = shipment.get("reference")
+    wanted = postage.get(LABEL_FORMATS.get(label_format, "label_url"))
+    url = wanted if isinstance(wanted, str) and wanted else _text(postage, "label_url")
     return Label(shipment_id=_text(shipment, "id"), tracking_number=str(tracking), carrier=rate.carrier,
-                 service=rate.service, label_url=_text(postage, "label_url"), cost=rate.amount,
+                 service=rate.service, label_url=url, cost=rate.amount,
                  currency=rate.currency, reference=reference if isinstance(reference, str) else None)
 
 
@@ -214,11 +239,11 @@ def parse_shipments_page(body: Any) -> tuple[list[dict[str, Any]], bool]:
     return shipments, page.get("has_more") is True
 
 
-def find_label(shipments: Iterable[Any], reference: str) -> Label | None:
+def find_label(shipments: Iterable[Any], reference: str, label_format: str = "PNG") -> Label | None:
     """The label of the first bought shipment carrying `reference`."""
     for shipment in shipments:
         if isinstance(shipment, dict) and shipment.get("reference") == reference:
-            label = parse_label(shipment)
+            label = parse_label(shipment, label_format)
             if label is not None:
                 return label
     return None

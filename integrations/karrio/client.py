@@ -50,6 +50,11 @@ class NotFound(UpstreamError):
     """Karrio answered 404 for a record it was asked for by id or number."""
 
 
+class NotSupported(UpstreamError):
+    """Karrio answered 406: none of its carrier connections can do what was asked
+    (e.g. "address validation is not supported by carrier: 'clerk-generic'")."""
+
+
 class KarrioClient(HttpClient):
     """Address checks, rates, labels and tracking from one Karrio server."""
 
@@ -76,6 +81,7 @@ class KarrioClient(HttpClient):
                                 setting=URL)
         self._key = api_key
         self._connect(timeout, max_attempts, http, sleep, rng)
+        self._no_validation: str | None = None  # Karrio's words, once it said it has no address validation
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KarrioClient:
@@ -115,6 +121,9 @@ class KarrioClient(HttpClient):
         raise_for_transient(response)
         if response.status_code == 404 and mapping.parse_error(_json_or_none(response))[0] == "not_found":
             raise NotFound(f"Karrio has no {path}")
+        if response.status_code == 406:
+            said = mapping.parse_error(_json_or_none(response))[1] or f"{method} {path} is not supported"
+            raise NotSupported(f"Karrio cannot do that here: {said}")
         if response.status_code >= 300:
             raise self._refusal(response, method, path)
         try:
@@ -141,12 +150,19 @@ class KarrioClient(HttpClient):
     def verify_address(self, address: Address) -> AddressCheck:
         """Creates the address with `validate_location`; Karrio asks its configured validator.
 
-        Raises:
-            UpstreamError: when the server has no validator for its carriers (Karrio refuses
-                with "address validation is not supported").
+        A server whose carriers offer no address validation (the `generic` carrier; Karrio
+        answers 406 "address validation is not supported by carrier") gives
+        `AddressCheck.unchecked` with its words: not refused, not verified. This client
+        remembers that answer and does not ask again.
         """
-        return self._read("POST", "addresses", mapping.parse_address_check,
-                          body=mapping.build_address_validation(address))
+        if self._no_validation is not None:
+            return AddressCheck.unchecked(self._no_validation)
+        try:
+            return self._read("POST", "addresses", mapping.parse_address_check,
+                              body=mapping.build_address_validation(address))
+        except NotSupported as exc:
+            self._no_validation = str(exc)
+            return AddressCheck.unchecked(self._no_validation)
 
     def rates(self, ship_from: Address, ship_to: Address, parcel: Parcel, reference: str) -> tuple[str, list[Rate]]:
         """Creates a draft shipment carrying `reference`; returns its id and its rates.

@@ -33,13 +33,16 @@ from integrations.magento import mapping
 from integrations.magento.mapping import SearchResult, ShapeError, Track
 from integrations.protocols import (
     CatalogItem,
+    ChannelReturn,
     OrderPage,
     Payload,
     StockLevel,
     StockReport,
     Tracking,
+    Unreadable,
     UpstreamError,
 )
+from integrations.reading import report_unreadable
 from integrations.writeback import ShownCounts, StockPush
 
 if TYPE_CHECKING:
@@ -419,3 +422,42 @@ class MagentoClient(HttpClient):
         # A save that timed out may still be running upstream: give it as long again before reading.
         push = StockPush(levels, read, write, wait=lambda: self._policy.sleep(self._timeout))
         return call_with_retry(push.attempt, self._policy, "Magento")
+
+    # ------------------------------------------------------------------ return requests
+
+    def return_requests(self, since: datetime | None, unreadable: list[Unreadable] | None = None,
+                        page_size: int = mapping.CREDITMEMOS_PER_PAGE) -> list[ChannelReturn]:
+        """Credit memos made in Magento (not by Clerk) at or after `since`, oldest first.
+
+        Walked by `(created_at, entity_id)`; each page's orders are read in one search for their
+        numbers. A credit memo that cannot be read is left out and reported (see `ReturnSource`).
+        """
+        found: list[ChannelReturn] = []
+        problems: list[Unreadable] = []
+        after: tuple[datetime, int] | None = None
+        while True:
+            result = self._search("/creditmemos", mapping.build_creditmemos_search(since, after, page_size))
+            keys = [key for key in map(mapping.creation_key, result.items) if key is not None]
+            if result.items and not keys:
+                raise UpstreamError("Magento sent a page of credit memos without readable created_at and entity_id")
+            if keys and after is not None and max(keys) <= after:
+                raise UpstreamError("Magento ignored the credit memos' search criteria (the same page came again)")
+            wanted = {mapping.memo_order_id(m) for m in result.items if not mapping.is_clerks(m)} - {None}
+            numbers: dict[int, str] = {}
+            if wanted:
+                orders = self._search("/orders", mapping.build_orders_by_id_search(wanted))  # type: ignore[arg-type]
+                numbers = {o["entity_id"]: str(o.get("increment_id")) for o in orders.items
+                           if isinstance(o, dict) and isinstance(o.get("entity_id"), int) and o.get("increment_id")}
+            for memo in result.items:
+                try:
+                    parsed = mapping.parse_creditmemo(memo, numbers, self.channel)
+                except Unreadable as exc:
+                    problems.append(exc)
+                    continue
+                if parsed is not None:
+                    found.append(parsed)
+            if not keys or result.total_count <= len(result.items):
+                break
+            after = max(keys)
+        report_unreadable(problems, unreadable, self.channel)
+        return found

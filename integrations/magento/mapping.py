@@ -19,9 +19,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from domain.money import CENT
-from domain.orders import Address, ChannelOrder, Customer, Lifecycle, OrderLine, Risk
-from integrations.protocols import CatalogItem, Payload, Unreadable
-from integrations.reading import Reader, read_amount, read_quantity
+from domain.orders import Address, ChannelOrder, Customer, Lifecycle, OrderLine, Payment, Risk, normalise_gateway
+from integrations.protocols import CatalogItem, ChannelReturn, Payload, Unreadable
+from integrations.reading import Reader, read_amount, read_quantity, return_reason
 
 CHANNEL = "magento"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"  # how Magento prints and parses times, in UTC
@@ -496,7 +496,21 @@ def parse_order(payload: Payload, channel: str = CHANNEL) -> ChannelOrder:
         customer=_customer(read, payload, ship_to),
         risk=lifecycle_risk[1],
         extra=extra,
+        payment=parse_payment(payload.get("payment")),
     )
+
+
+def parse_payment(node: Any) -> Payment | None:
+    """The order's `payment`: its `method` ("stripe_payments", "checkmo", "braintree", ...) and
+    `last_trans_id`. Lenient: None when there is no method."""
+    if not isinstance(node, dict):
+        return None
+    method = node.get("method")
+    gateway = normalise_gateway(method if isinstance(method, str) else None)
+    if gateway is None:
+        return None
+    reference = node.get("last_trans_id")
+    return Payment(gateway, reference.strip() or None if isinstance(reference, str) else None)
 
 
 # ------------------------------------------------------------------ write-backs
@@ -674,3 +688,99 @@ def find_tracked_shipment(shipments: Iterable[Any], numbers: Iterable[str]) -> i
 def has_comment(comments: Iterable[Any], key: str) -> bool:
     """True when an order's status history already carries `key`."""
     return _carries(list(comments), key)
+
+
+# ------------------------------------------------------------------ return requests (read only)
+
+CREDITMEMOS_PER_PAGE = 100
+_BY_CREATION = (("created_at", "ASC"), ("entity_id", "ASC"))
+
+
+def build_creditmemos_search(since: datetime | None, after: tuple[datetime, int] | None,
+                             page_size: int = CREDITMEMOS_PER_PAGE) -> dict[str, str]:
+    """Credit memos created at or after `since`, oldest first, past the `after` key
+    `(created_at, entity_id)`: walked by key, as orders are (see `build_orders_search`)."""
+    groups: list[list[Filter]] = []
+    if after is not None:
+        stamp = format_timestamp(after[0])
+        groups = [[Filter("created_at", stamp, "gteq")],
+                  [Filter("created_at", stamp, "gt"), Filter("entity_id", str(after[1]), "gt")]]
+    elif since is not None:
+        groups = [[Filter("created_at", format_timestamp(since), "gteq")]]
+    return build_search(groups, _BY_CREATION, page_size)
+
+
+def build_orders_by_id_search(entity_ids: Collection[int]) -> dict[str, str]:
+    """The orders with these `entity_id`s (one page)."""
+    ids = sorted(set(entity_ids))
+    return build_search([[Filter("entity_id", ",".join(map(str, ids)), "in")]], [("entity_id", "ASC")],
+                        max(1, len(ids)))
+
+
+def creation_key(memo: Any) -> tuple[datetime, int] | None:
+    """`(created_at, entity_id)` of a credit memo, or None when either is unreadable."""
+    if not isinstance(memo, dict):
+        return None
+    moment = _read_timestamp(memo.get("created_at"))
+    memo_id = memo.get("entity_id")
+    if moment is None or isinstance(memo_id, bool) or not isinstance(memo_id, int):
+        return None
+    return moment, memo_id
+
+
+def memo_order_id(memo: Any) -> int | None:
+    order_id = memo.get("order_id") if isinstance(memo, dict) else None
+    return order_id if isinstance(order_id, int) and not isinstance(order_id, bool) else None
+
+
+def is_clerks(memo: Any) -> bool:
+    """True for a credit memo Clerk made (its key mark in a comment)."""
+    comments = memo.get("comments") if isinstance(memo, dict) else None
+    return isinstance(comments, list) and any(
+        isinstance(c, dict) and isinstance(c.get("comment"), str) and "[clerk:" in c["comment"] for c in comments)
+
+
+def parse_creditmemo(memo: Any, order_numbers: Mapping[int, str], channel: str = CHANNEL) -> ChannelReturn | None:
+    """A credit memo made in Magento (not by Clerk: None for those) as a `ChannelReturn`.
+
+    Lines are its items' `qty` by `sku` (items with nothing credited are skipped). Magento keeps no
+    reason on a credit memo: its comments are the note, read as a code where they name one, else
+    "other". `refunded` is the grand total when the memo was refunded online (it carries the
+    gateway's `transaction_id`), 0 for an offline one (money moved outside Magento, if at all).
+
+    Raises:
+        Unreadable: "malformed", naming the credit memo, when it cannot be read.
+    """
+    raw_id = memo.get("entity_id") if isinstance(memo, dict) else None
+    read = _Reader(str(raw_id) if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None)
+    if not isinstance(memo, dict):
+        read.fail("credit memo is not an object")
+    memo_id = read.get(memo, "entity_id", int, required=True)
+    if is_clerks(memo):
+        return None
+    order_id = read.get(memo, "order_id", int, required=True)
+    created = read.timestamp(memo, "created_at", required=True)
+    lines: dict[str, int] = {}
+    for index, item in enumerate(read.get(memo, "items", list, required=True)):
+        where = f"items[{index}]."
+        if not isinstance(item, dict):
+            read.fail(f"items[{index}] is not an object")
+        quantity = read_quantity(item.get("qty"))
+        if quantity is None or quantity < 0 or quantity != quantity.to_integral_value():
+            read.fail(f"{where}qty is not a whole number of units")
+        if not quantity:
+            continue
+        sku = read.text(item, "sku", where)
+        if not sku or not sku.strip():
+            read.fail(f"{where}sku is missing")
+        lines[sku] = lines.get(sku, 0) + int(quantity)
+    comments = [c["comment"].strip() for c in read.get(memo, "comments", list) or []
+                if isinstance(c, dict) and isinstance(c.get("comment"), str) and c["comment"].strip()]
+    note = "\n".join(comments) or None
+    online = isinstance(memo.get("transaction_id"), str) and bool(memo["transaction_id"].strip())
+    return ChannelReturn(
+        channel=channel, external_id=str(memo_id), order_external_id=str(order_id),
+        order_number=order_numbers.get(order_id, str(order_id)), lines=lines, reason=return_reason(note),
+        requested_at=created, refunded=read.money(memo, "grand_total", required=True) if online else Decimal(0),
+        note=note,
+    )

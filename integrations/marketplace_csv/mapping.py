@@ -18,13 +18,24 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.money import MoneyError, to_money
-from domain.orders import Address, ChannelOrder, Customer, Lifecycle, OrderLine, Risk, expected_total
+from domain.orders import (
+    Address,
+    ChannelOrder,
+    Customer,
+    Lifecycle,
+    OrderLine,
+    Payment,
+    Risk,
+    expected_total,
+    normalise_gateway,
+)
 from integrations.protocols import Payload, Unreadable
 
 ORDER_FIELDS = (
     "order_number", "placed_at", "updated_at", "status", "currency", "shipping", "tax", "order_discount",
     "order_total", "taxes_included", "risk", "email", "customer_id", "phone", "ship_name", "ship_company",
     "ship_street1", "ship_street2", "ship_city", "ship_region", "ship_postal_code", "ship_country",
+    "payment_gateway", "payment_reference",
 )
 LINE_FIELDS = ("sku", "title", "quantity", "unit_price", "line_total", "line_discount", "line_shipping", "line_tax",
                "requires_shipping")
@@ -299,6 +310,7 @@ def parse_order(payload: Payload, mapping: OrderMapping, channel: str) -> Channe
         ship_to=_address(read),
         customer=_customer(read),
         risk=risk or Risk.NONE,
+        payment=_payment(read),
     )
     if not read.has_column("order_total"):
         return replace(order, total=expected_total(order))
@@ -306,6 +318,14 @@ def parse_order(payload: Payload, mapping: OrderMapping, channel: str) -> Channe
     if total is None:
         read.fail(first_line, "order_total is empty")
     return replace(order, total=total)
+
+
+def _payment(read: _Reader) -> Payment | None:
+    """The optional `payment_gateway` and `payment_reference` columns (the same on every row of an order)."""
+    gateway = normalise_gateway(read.order_value("payment_gateway"))
+    if gateway is None:
+        return None
+    return Payment(gateway, read.order_value("payment_reference"))
 
 
 def _line(read: _Reader, row: Payload) -> OrderLine | None:

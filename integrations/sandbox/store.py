@@ -12,6 +12,7 @@ store meant.
 from __future__ import annotations
 
 import gc
+import hashlib
 import random
 import threading
 import unicodedata
@@ -322,6 +323,96 @@ def to_cents(amount: str) -> int:
     return int(Decimal(amount).scaleb(2))
 
 
+# -- payments: who took each order's money, derived from its id alone (no draw of the RNG) -----------
+
+PAYPAL_EVERY = 15  # one order in 15 (by id) was paid with PayPal; every other with Stripe
+_ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _derived(order_id: int, kind: str, length: int, alphabet: str = _ALPHANUMERIC) -> str:
+    digest = hashlib.sha256(f"clerk-sandbox:{kind}:{order_id}".encode()).digest()
+    return "".join(alphabet[byte % len(alphabet)] for byte in digest[:length])
+
+
+def payment_intent_id(order_id: int) -> str:
+    """The Stripe PaymentIntent that paid store order `order_id`: "pi_" and 24 characters from the id.
+
+    The very id the Stripe sandbox gives it (`sandbox.stripe.render.stripe_id("pi", ...)`), so a
+    channel's payment reference names a PaymentIntent Stripe knows.
+    """
+    number = int.from_bytes(hashlib.sha256(f"pi:{order_id}".encode()).digest(), "big")
+    letters = []
+    for _ in range(24):
+        number, digit = divmod(number, len(_ALPHANUMERIC))
+        letters.append(_ALPHANUMERIC[digit])
+    return "pi_" + "".join(letters)
+
+
+def payment_gateway(order_id: int) -> str:
+    """Who took store order `order_id`'s money, in Clerk's words: "paypal" for one order in
+    PAYPAL_EVERY (by id), "stripe" for every other."""
+    return "paypal" if order_id % PAYPAL_EVERY == 0 else "stripe"
+
+
+def payment_reference(order_id: int) -> str:
+    """The gateway's id of the payment: the PaymentIntent for Stripe, a 17-character capture id for PayPal."""
+    if payment_gateway(order_id) == "paypal":
+        return _derived(order_id, "paypal_capture", 17, "0123456789ABCDEFGHJKLMNPRSTUVWXY")
+    return payment_intent_id(order_id)
+
+
+# -- return requests buyers made on the channel, seeded from fulfilled orders ----------------------------
+
+SEEDED_RETURNS = 6
+_SEEDED_REASONS = ("damaged", "wrong_item", "changed_mind", "defective", "not_as_described", "late_delivery")
+_SEEDED_NOTES = ("The box was crushed and the item inside is cracked.", None, "Ordered two sizes, keeping one.",
+                 None, "Colour is nothing like the photos.", None)
+
+
+@dataclass(frozen=True, slots=True)
+class SeededReturn:
+    """A return a buyer asked for on a channel (or a refund the merchant made there), not through Clerk.
+
+    `number` counts from 1 within the store (or storefront); `lines` are (line id, units);
+    `amount` is what those units were paid (a decimal string); `refunded` says whether the
+    channel already moved that money back; `reason` is Clerk's code, each sandbox words it its way.
+    """
+
+    number: int
+    order_id: int
+    lines: tuple[tuple[int, int], ...]
+    reason: str
+    requested_at: datetime
+    amount: str
+    refunded: bool
+    note: str | None
+
+
+def seeded_returns(orders: list[Order], count: int = SEEDED_RETURNS) -> list[SeededReturn]:
+    """`count` return requests spread evenly over the fulfilled, untricky orders, one reason each in turn.
+
+    Pure and drawn from no RNG: the same orders always give the same returns, and the store's
+    other seeded counts are untouched. Each is requested at its order's last change.
+    """
+    fulfilled = [o for o in orders if o.lifecycle is Lifecycle.FULFILLED and not o.reason and o.lines
+                 and all(line.sku and line.quantity > 0 for line in o.lines)]
+    if not fulfilled or count <= 0:
+        return []
+    step = max(1, len(fulfilled) // count)
+    made = []
+    for index, order in enumerate(fulfilled[step // 2::step][:count]):
+        picked = order.lines[: 2 if index % 3 == 2 else 1]
+        lines = tuple((line.id, min(line.quantity, 1 + index % 2)) for line in picked)
+        paid = 0
+        for line, (_, units) in zip(picked, lines, strict=True):
+            paid += to_cents(line.unit_price) * units - to_cents(line.discount) * units // line.quantity
+        made.append(SeededReturn(
+            number=index + 1, order_id=order.id, lines=lines, reason=_SEEDED_REASONS[index % len(_SEEDED_REASONS)],
+            requested_at=order.updated_at, amount=money(paid), refunded=index % 3 == 1,
+            note=_SEEDED_NOTES[index % len(_SEEDED_NOTES)]))
+    return sorted(made, key=lambda r: (r.requested_at, r.number))
+
+
 def _slug(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in folded if ch.isascii() and ch.isalnum()).lower()
@@ -542,6 +633,7 @@ class Store:
         }
         self._clock = max([spec.clock, *(o.updated_at for o in orders)])
         self._edits = 0
+        self._returns: list[SeededReturn] | None = None
 
     @property
     def currency(self) -> str:
@@ -556,6 +648,12 @@ class Store:
 
     def order(self, order_id: int) -> Order | None:
         return self._by_id.get(order_id)
+
+    def return_requests(self) -> list[SeededReturn]:
+        """The returns buyers asked for on this store (or storefront), oldest first (see `seeded_returns`)."""
+        if self._returns is None:
+            self._returns = seeded_returns(self.orders)
+        return self._returns
 
     def sorted_keys(self, field_name: str) -> list[tuple[Any, int]]:
         """The live `(value, order id)` index on `updated_at`, `created_at` or `id`; hold `lock`."""

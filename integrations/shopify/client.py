@@ -36,14 +36,17 @@ from integrations.http import (
 )
 from integrations.protocols import (
     CatalogItem,
+    ChannelReturn,
     ExportStatus,
     OrderPage,
     Payload,
     StockLevel,
     StockReport,
     Tracking,
+    Unreadable,
     UpstreamError,
 )
+from integrations.reading import report_unreadable
 from integrations.shopify import mapping
 from integrations.shopify.mapping import ShapeError, ThrottleStatus
 from integrations.shopify.queries import (
@@ -62,6 +65,8 @@ from integrations.shopify.queries import (
     ORDER_REFUNDABLE,
     ORDERS_PAGE,
     ORDERS_PER_PAGE,
+    RETURN_ORDERS_PER_PAGE,
+    RETURNS_PAGE,
     PRIMARY_LOCATION,
     SET_STOCK,
     SHOP_PING,
@@ -514,6 +519,30 @@ class ShopifyClient(HttpClient):
         refundable = self._query("OrderRefundable", ORDER_REFUNDABLE, {"id": external_id}, mapping.parse_refundable)
         variables = {"input": mapping.build_refund_input(refundable, lines, amount, reason), "key": key}
         return self._query("CreateRefund", CREATE_REFUND, variables, mapping.parse_create_refund)
+
+    # ------------------------------------------------------------------ return requests
+
+    def return_requests(self, since: datetime | None, unreadable: list[Unreadable] | None = None,
+                        page_size: int = RETURN_ORDERS_PER_PAGE) -> list[ChannelReturn]:
+        """Returns buyers asked for (REQUESTED) or under way (OPEN), asked for at or after `since`.
+
+        Orders are searched by `return_status` (requested, then in progress) and `updated_at`
+        (a return request touches its order); each return is read from its order's `returns`.
+        A return that cannot be read is left out and reported (see `ReturnSource`).
+        """
+        found: dict[str, ChannelReturn] = {}
+        problems: list[Unreadable] = []
+        for status in mapping.RETURN_ORDER_STATUSES:
+            after, has_next = None, True
+            while has_next:
+                variables = mapping.build_returns_variables(since, status, after, page_size)
+                page = self._query("ReturnsPage", RETURNS_PAGE, variables, mapping.parse_returns_page)
+                for order in page.items:
+                    for found_return in mapping.parse_returns(order, since, self.channel, problems):
+                        found.setdefault(found_return.external_id, found_return)
+                after, has_next = page.end_cursor, page.has_next
+        report_unreadable(problems, unreadable, self.channel)
+        return sorted(found.values(), key=lambda r: (r.requested_at, r.external_id))
 
     # ------------------------------------------------------------------ bulk export
 

@@ -33,9 +33,17 @@ from graphql.language import (
 )
 
 from domain.money import MoneyError, to_money
-from domain.orders import Address, ChannelOrder, Customer, Lifecycle, OrderLine, Risk
-from integrations.protocols import CatalogItem, ExportStatus, Payload, Tracking, Unreadable, UpstreamError
-from integrations.reading import Reader, read_quantity
+from domain.orders import Address, ChannelOrder, Customer, Lifecycle, OrderLine, Payment, Risk, normalise_gateway
+from integrations.protocols import (
+    CatalogItem,
+    ChannelReturn,
+    ExportStatus,
+    Payload,
+    Tracking,
+    Unreadable,
+    UpstreamError,
+)
+from integrations.reading import Reader, read_quantity, return_reason
 
 CHANNEL = "shopify"
 T = TypeVar("T")
@@ -563,7 +571,25 @@ def parse_order(payload: Payload, channel: str = CHANNEL) -> ChannelOrder:
         ship_to=_address(read, payload),
         customer=_customer(read, payload),
         risk=_risk(read, payload),
+        payment=parse_payment(payload.get("transactions")),
     )
+
+
+def parse_payment(transactions: Any) -> Payment | None:
+    """The payment behind an order: its first successful SALE or CAPTURE, by gateway and `paymentId`.
+
+    Lenient: an order whose transactions are odd is still an order, only its payment unknown.
+    """
+    if not isinstance(transactions, list):
+        return None
+    for node in transactions:
+        if isinstance(node, dict) and node.get("status") == "SUCCESS" and node.get("kind") in _PAID:
+            gateway = normalise_gateway(node.get("gateway") if isinstance(node.get("gateway"), str) else None)
+            if gateway is None:
+                continue
+            reference = node.get("paymentId")
+            return Payment(gateway, reference.strip() or None if isinstance(reference, str) else None)
+    return None
 
 
 def _lifecycle(read: _Reader, payload: Payload) -> Lifecycle:
@@ -1183,3 +1209,126 @@ def build_refund_input(refundable: Refundable, lines: Mapping[str, int], amount:
 def parse_create_refund(data: Payload) -> str:
     """The new refund's id, from CREATE_REFUND."""
     return _gid_of(_write_payload(data, "refundCreate").get("refund"), "refund")
+
+
+# ------------------------------------------------------------------ return requests (read only)
+
+# Shopify's `ReturnReason` -> Clerk's return reason. DEFECTIVE is shown to buyers as "Damaged or
+# defective": its note, when it says damaged, makes it "damaged". OTHER and UNKNOWN are read from
+# the note (see `integrations.reading.return_reason`); the rest are the buyer's choice.
+RETURN_REASONS: dict[str, str] = {
+    "DEFECTIVE": "defective",
+    "WRONG_ITEM": "wrong_item",
+    "NOT_AS_DESCRIBED": "not_as_described",
+    "SIZE_TOO_SMALL": "changed_mind",
+    "SIZE_TOO_LARGE": "changed_mind",
+    "UNWANTED": "changed_mind",
+    "STYLE": "changed_mind",
+    "COLOR": "changed_mind",
+    "OTHER": "other",
+    "UNKNOWN": "other",
+}
+OPEN_RETURN_STATUSES = frozenset({"REQUESTED", "OPEN"})  # asked for, or accepted and under way
+RETURN_ORDER_STATUSES = ("return_requested", "in_progress")  # `return_status` of orders holding them
+
+
+def return_reason_of(reason: Any, note: Any) -> str:
+    """Clerk's code for one return line's `returnReason` and `returnReasonNote`."""
+    code = RETURN_REASONS.get(reason, "other") if isinstance(reason, str) else "other"
+    from_note = return_reason(note if isinstance(note, str) else None)
+    if code == "other" or (code == "defective" and from_note == "damaged"):
+        return from_note
+    return code
+
+
+def build_returns_variables(since: datetime | None, status: str, after: str | None, first: int) -> Payload:
+    """Variables of RETURNS_PAGE: orders whose `return_status` is `status`, changed at or after `since`."""
+    query = " ".join(part for part in (build_updated_since_query(since), f"return_status:{status}") if part)
+    return {"first": first, "after": after, "query": query}
+
+
+def parse_returns_page(data: Payload) -> Chunk[Payload]:
+    """The orders of a RETURNS_PAGE page, each with its `returns` as Shopify gave them."""
+    nodes, cursor, has_next = _connection(data, "orders")
+    return Chunk([node for node in nodes if isinstance(node, dict)], cursor, has_next)
+
+
+def parse_returns(order: Payload, since: datetime | None, channel: str = CHANNEL,
+                  unreadable: list[Unreadable] | None = None) -> list[ChannelReturn]:
+    """The open returns (REQUESTED or OPEN) of one RETURNS_PAGE order, asked for at or after `since`.
+
+    A return that cannot be read is left out; its `Unreadable` goes to `unreadable` when given,
+    else it is raised.
+    """
+    connection = order.get("returns")
+    nodes = connection.get("nodes") if isinstance(connection, dict) else None
+    found = []
+    for node in nodes if isinstance(nodes, list) else []:
+        try:
+            parsed = parse_return(order, node, channel)
+        except Unreadable as exc:
+            if unreadable is None:
+                raise
+            unreadable.append(exc)
+            continue
+        if parsed is not None and (since is None or parsed.requested_at >= since):
+            found.append(parsed)
+    return found
+
+
+def parse_return(order: Payload, node: Any, channel: str = CHANNEL) -> ChannelReturn | None:
+    """One return of an order as a `ChannelReturn`; None when it is not open (declined, closed, ...).
+
+    Lines are summed by SKU; the reason is the first line's. The buyer's notes are kept as the
+    note (never logged). `refunded` sums the refunds Shopify already made for the return.
+
+    Raises:
+        Unreadable: "malformed", naming the return, when it cannot be read (no SKU on a line, a
+            quantity that is not a positive whole number, more lines than the page held).
+    """
+    raw_id = node.get("id") if isinstance(node, dict) else None
+    read = _Reader(raw_id if isinstance(raw_id, str) and raw_id else None)
+    if not isinstance(node, dict):
+        read.fail("return is not an object")
+    return_id = read.text(node, "id", required=True)
+    if read.get(node, "status", str, required=True) not in OPEN_RETURN_STATUSES:
+        return None
+    order_id = read.text(order, "id", "order.", required=True)
+    number = read.text(order, "name", "order.", required=True)
+    requested = read.timestamp(node, "createdAt", required=True)
+    connection = read.get(node, "returnLineItems", dict, required=True)
+    info = connection.get("pageInfo")
+    if isinstance(info, dict) and info.get("hasNextPage") is True:
+        read.fail("returnLineItems has more lines than one page holds")
+    lines: dict[str, int] = {}
+    reasons: list[str] = []
+    notes: list[str] = []
+    for index, item in enumerate(read.get(connection, "nodes", list, "returnLineItems.", required=True)):
+        where = f"returnLineItems[{index}]."
+        if not isinstance(item, dict):
+            read.fail(f"returnLineItems[{index}] is not an object")
+        quantity = item.get("quantity")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+            read.fail(f"{where}quantity is not a positive whole number")
+        fulfillment_line = read.get(item, "fulfillmentLineItem", dict, where) or {}
+        line_item = read.get(fulfillment_line, "lineItem", dict, f"{where}fulfillmentLineItem.") or {}
+        sku = read.text(line_item, "sku", f"{where}fulfillmentLineItem.lineItem.")
+        if not sku or not sku.strip():
+            read.fail(f"{where}fulfillmentLineItem.lineItem.sku is missing")
+        lines[sku] = lines.get(sku, 0) + quantity
+        reasons.append(return_reason_of(item.get("returnReason"), item.get("returnReasonNote")))
+        notes += [text.strip() for text in (item.get("returnReasonNote"), item.get("customerNote"))
+                  if isinstance(text, str) and text.strip()]
+    if not lines:
+        read.fail("returnLineItems is empty")
+    refunded = Decimal(0)
+    refunds = read.get(node, "refunds", dict) or {}
+    for index, refund in enumerate(read.get(refunds, "nodes", list, "refunds.") or []):
+        if not isinstance(refund, dict):
+            read.fail(f"refunds[{index}] is not an object")
+        refunded += read.money(refund, "totalRefundedSet", f"refunds[{index}].")
+    return ChannelReturn(
+        channel=channel, external_id=return_id, order_external_id=order_id, order_number=number,
+        lines=lines, reason=reasons[0], requested_at=requested, refunded=refunded,
+        note="\n".join(dict.fromkeys(notes)) or None,
+    )

@@ -11,6 +11,7 @@ ORDERS_PER_PAGE = 10
 LINES_PER_ORDER_PAGE = 15
 LINES_PER_FOLLOW_UP = 100
 VARIANTS_PER_PAGE = 100
+TRANSACTIONS_PER_ORDER_READ = 5  # the payment is among the first: a sale, or an authorization and its capture
 
 _MONEY = "shopMoney { amount currencyCode }"
 
@@ -25,6 +26,7 @@ email phone
 customer {{ id firstName lastName defaultEmailAddress {{ emailAddress }} defaultPhoneNumber {{ phoneNumber }} }}
 shippingAddress {{ name firstName lastName company address1 address2 city province provinceCode zip countryCodeV2 phone }}
 risk {{ recommendation assessments {{ riskLevel }} }}
+transactions(first: {TRANSACTIONS_PER_ORDER_READ}) {{ kind status gateway paymentId }}
 """
 
 LINE_FIELDS = f"""
@@ -274,6 +276,42 @@ mutation CreateRefund($input: RefundInput!, $key: String!) {
 }
 """
 
+# ---------------------------------------------------------------- return requests (ReturnSource)
+# Orders with a return asked for (`return_status:return_requested`) or under way (`in_progress`),
+# changed at or after a moment, each with its first returns, their lines (the SKU through the
+# fulfillment line) and the refunds Shopify already made for them. A return with more lines than
+# a page holds is reported unreadable rather than read in part.
+
+RETURN_ORDERS_PER_PAGE = 7  # about 130 points each: a page stays under the 1,000-point ceiling
+RETURNS_PER_ORDER = 3
+LINES_PER_RETURN = 10
+REFUNDS_PER_RETURN = 2
+
+RETURNS_PAGE = f"""
+query ReturnsPage($first: Int!, $after: String, $query: String!) {{
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{
+      id name
+      returns(first: {RETURNS_PER_ORDER}) {{
+        pageInfo {{ hasNextPage endCursor }}
+        nodes {{
+          id name status createdAt
+          returnLineItems(first: {LINES_PER_RETURN}) {{
+            pageInfo {{ hasNextPage }}
+            nodes {{
+              quantity returnReason returnReasonNote customerNote
+              ... on ReturnLineItem {{ fulfillmentLineItem {{ lineItem {{ sku }} }} }}
+            }}
+          }}
+          refunds(first: {REFUNDS_PER_RETURN}) {{ nodes {{ totalRefundedSet {{ {_MONEY} }} }} }}
+        }}
+      }}
+    }}
+  }}
+}}
+"""
+
 ALL_DOCUMENTS = {
     "OrdersPage": ORDERS_PAGE,
     "OrderLinesPage": ORDER_LINES_PAGE,
@@ -295,4 +333,5 @@ ALL_DOCUMENTS = {
     "CreateFulfillment": CREATE_FULFILLMENT,
     "OrderRefundable": ORDER_REFUNDABLE,
     "CreateRefund": CREATE_REFUND,
+    "ReturnsPage": RETURNS_PAGE,
 }

@@ -35,13 +35,16 @@ from integrations.http import (
 )
 from integrations.protocols import (
     CatalogItem,
+    ChannelReturn,
     OrderPage,
     Payload,
     StockLevel,
     StockReport,
     Tracking,
+    Unreadable,
     UpstreamError,
 )
+from integrations.reading import report_unreadable
 from integrations.woocommerce import mapping
 from integrations.woocommerce.mapping import Position
 from integrations.writeback import ShownCounts, StockPush, covers_order, shipment_note
@@ -357,3 +360,32 @@ class WooCommerceClient(HttpClient):
             lambda: mapping.find_refund(self._every(path), key),
             lambda: self._attempt("POST", path, body=body)[1],
         )["id"])
+
+    # ------------------------------------------------------------------ return requests
+
+    def return_requests(self, since: datetime | None, unreadable: list[Unreadable] | None = None,
+                        page_size: int = mapping.MAX_PER_PAGE) -> list[ChannelReturn]:
+        """Refunds made in WooCommerce (not by Clerk) at or after `since`, oldest first.
+
+        Orders changed since then are paged through (a refund saves its order); those listing
+        refunds have their refunds read (`orders/<id>/refunds`). A refund that cannot be read is
+        left out and reported (see `ReturnSource`).
+        """
+        found: dict[str, ChannelReturn] = {}
+        problems: list[Unreadable] = []
+        page: int | None = 1
+        while page is not None:
+            headers, orders = self._list("orders", mapping.build_refunded_orders_params(since, page, page_size))
+            for order in filter(mapping.has_refunds, orders):
+                refunds = self._retrying(lambda o=order: list(self._every(f"orders/{o['id']}/refunds")))
+                for refund in refunds:
+                    try:
+                        parsed = mapping.parse_refund(order, refund, since, self.channel)
+                    except Unreadable as exc:
+                        problems.append(exc)
+                        continue
+                    if parsed is not None:
+                        found.setdefault(parsed.external_id, parsed)
+            page = mapping.next_page(headers, page)
+        report_unreadable(problems, unreadable, self.channel)
+        return sorted(found.values(), key=lambda r: (r.requested_at, int(r.external_id)))

@@ -33,9 +33,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from domain.money import MoneyError, cents, to_money
-from domain.orders import Address, ChannelOrder, Customer, Lifecycle, OrderLine, Risk
-from integrations.protocols import CatalogItem, Payload, Unreadable
-from integrations.reading import Reader, read_quantity
+from domain.orders import Address, ChannelOrder, Customer, Lifecycle, OrderLine, Payment, Risk, normalise_gateway
+from integrations.protocols import CatalogItem, ChannelReturn, Payload, Unreadable
+from integrations.reading import Reader, read_quantity, return_reason
 
 CHANNEL = "woocommerce"
 MAX_PER_PAGE = 100  # WooCommerce refuses larger pages (rest_invalid_param)
@@ -477,7 +477,21 @@ def parse_order(payload: Payload, channel: str = CHANNEL) -> ChannelOrder:
         customer=_customer(read, payload),
         risk=_risk(read, payload),
         extra={"status": status},
+        payment=parse_payment(payload),
     )
+
+
+def parse_payment(payload: Payload) -> Payment | None:
+    """The gateway (`payment_method`, e.g. "stripe", "ppcp-gateway", "bacs") and its `transaction_id`.
+
+    None when the order names no payment method; lenient, as a payment is no reason to quarantine.
+    """
+    method = payload.get("payment_method")
+    gateway = normalise_gateway(method if isinstance(method, str) else None)
+    if gateway is None:
+        return None
+    reference = payload.get("transaction_id")
+    return Payment(gateway, reference.strip() or None if isinstance(reference, str) else None)
 
 
 def _lifecycle(read: _Reader, status: str) -> Lifecycle:
@@ -562,3 +576,62 @@ def _risk(read: _Reader, payload: Payload) -> Risk:
         return Risk(value.strip().lower()) if isinstance(value, str) else Risk.NONE
     except ValueError:
         return Risk.NONE  # a value no rule of ours wrote: no finding
+
+
+# ------------------------------------------------------------------ return requests (read only)
+
+
+def build_refunded_orders_params(since: datetime | None, page: int, per_page: int = MAX_PER_PAGE) -> dict[str, Any]:
+    """Query parameters of `GET orders` for orders changed at or after `since` (a refund saves its
+    order), oldest change first, in every status."""
+    return build_orders_params(since, page, per_page) | {"status": "any"}
+
+
+def has_refunds(order: Any) -> bool:
+    """True when an order payload lists refunds (`refunds`: id, reason, total of each)."""
+    return isinstance(order, dict) and bool(order.get("refunds")) and _is_id(order.get("id"))
+
+
+def parse_refund(order: Payload, refund: Any, since: datetime | None, channel: str = CHANNEL) -> ChannelReturn | None:
+    """A refund made in WooCommerce as a `ChannelReturn`; None for Clerk's own (its key in the meta data)
+    and for one made before `since`.
+
+    Refund lines carry negative quantities (units coming back); each is read as the units returned.
+    The reason is free text, read as a code where it names one, else "other", and kept as the note.
+    `refunded` is the amount when `refunded_payment` says the gateway moved the money, else 0.
+
+    Raises:
+        Unreadable: "malformed", naming the refund, when it cannot be read.
+    """
+    raw_id = refund.get("id") if isinstance(refund, dict) else None
+    read = _Reader(str(raw_id) if _is_id(raw_id) else None)
+    if not isinstance(refund, dict):
+        read.fail("refund is not an object")
+    if not _is_id(raw_id):
+        read.fail("id is not a positive integer")
+    read.get(refund, "meta_data", list)
+    if _meta(refund, IDEMPOTENCY_META_KEY) is not None:
+        return None
+    created = read.timestamp(refund, "date_created_gmt", required=True)
+    if since is not None and created < _utc(since).replace(microsecond=0):
+        return None
+    lines: dict[str, int] = {}
+    for index, item in enumerate(read.get(refund, "line_items", list) or []):
+        where = f"line_items[{index}]."
+        if not isinstance(item, dict):
+            read.fail(f"line_items[{index}] is not an object")
+        sku = read.text(item, "sku", where)
+        quantity = item.get("quantity")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity == 0:
+            read.fail(f"{where}quantity is not a whole number of units")
+        if not sku:
+            read.fail(f"{where}sku is missing")
+        lines[sku] = lines.get(sku, 0) + abs(quantity)
+    amount = abs(read.money(refund, "amount", required=True))
+    reason = read.text(refund, "reason")
+    return ChannelReturn(
+        channel=channel, external_id=str(raw_id), order_external_id=str(order.get("id")),
+        order_number=str(order.get("number") or order.get("id")), lines=lines, reason=return_reason(reason),
+        requested_at=created, refunded=amount if read.flag(refund, "refunded_payment", False) else Decimal(0),
+        note=reason,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -256,3 +257,79 @@ def test_tracking_follows_parcels_to_delivery_and_tells_exceptions_and_late_ones
         exported = {row["tracking_number"]: row for row in EXPORTS["shipments"](session)}
     assert sum(row["parcels"] for row in figures) == len(numbers)
     assert exported[late]["late"] is True and exported[numbers[2]]["late"] is False
+
+
+def _use_label_format(depot: Depot, tmp_path: Path, use_env: Any, label_format: str) -> None:
+    config = Path(depot.env["CLERK_CONFIG"])
+    config.write_text(config.read_text() + f'label_format = "{label_format}"\n')
+    use_env(depot.env)
+
+
+def test_pdf_labels_are_bought_stored_as_pdf_and_render(depot: Depot, tmp_path: Path, use_env: Any) -> None:
+    _use_label_format(depot, tmp_path, use_env, "PDF")
+    runs = [_ship() for _ in range(2)]
+    assert sum(run["labels_bought"] for run in runs) > 0
+    assert {s.label_format for s in depot.carrier.shipments.values()} == {"PDF"}
+    with unit_of_work(depot.url) as session:
+        stored = dict(session.execute(select(Shipment.tracking_number, Shipment.label_path)).all())
+    assert stored and all(path and path.endswith(".pdf") for path in stored.values())
+    number, path = next(iter(stored.items()))
+    content = Path(path).read_bytes()
+    assert content.startswith(b"%PDF-") and b"%%EOF" in content[-1024:]
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed: the PDF is not rendered")
+    page = tmp_path / "label"
+    subprocess.run(["pdftoppm", "-png", "-r", "50", "-singlefile", path, str(page)], check=True, capture_output=True)
+    assert (tmp_path / "label.png").read_bytes().startswith(b"\x89PNG")
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", path, "-"], check=True, capture_output=True, text=True).stdout
+        assert number in text
+
+
+def test_zpl_labels_are_stored_as_zpl(depot: Depot, tmp_path: Path, use_env: Any) -> None:
+    _use_label_format(depot, tmp_path, use_env, "ZPL")
+    _ship()
+    with unit_of_work(depot.url) as session:
+        paths = list(session.scalars(select(Shipment.label_path)))
+    assert paths and all(p and p.endswith(".zpl") and Path(p).read_bytes().startswith(b"^XA") for p in paths)
+
+
+@pytest.mark.karrio
+@pytest.mark.slow
+def test_on_karrio_without_address_validation_labels_are_bought_once_unverified(
+    database_url: str, tmp_path: Path, use_env: Any
+) -> None:
+    import httpx
+
+    from tests.karrio_server import KarrioUnavailable, running_karrio
+
+    with ExitStack() as stack:
+        try:
+            karrio = stack.enter_context(running_karrio())
+        except KarrioUnavailable as exc:
+            pytest.skip(f"karrio-server is not available here: {exc}")
+        depot = _open_a_depot(stack, database_url, tmp_path, use_env)
+        env = depot.env | {"CLERK_CARRIER": "karrio", "CLERK_KARRIO_URL": karrio.url,
+                           "CLERK_KARRIO_API_KEY": karrio.token}
+        use_env(env)
+        runs = [_ship() for _ in range(2)]  # a batch the gate stopped goes on the next run
+        shipped = _shipped(database_url)
+        assert shipped and sum(run["labels_bought"] for run in runs) == len(shipped)
+        assert sum(run["addresses_unverified"] for run in runs) == len(shipped)
+        assert sum(run["fulfillments_written"] for run in runs) == len(shipped)
+
+        def bought_at_karrio(reference: str) -> int:
+            found = httpx.get(karrio.url + "/v1/shipments", params={"reference": reference},
+                              headers={"Authorization": f"Token {karrio.token}"}).json()["results"]
+            return sum(1 for s in found if s["reference"] == reference and s["status"] not in ("draft", "cancelled"))
+
+        assert all(bought_at_karrio(key) == 1 for key in shipped.values())
+        with unit_of_work(database_url) as session:
+            paths = list(session.scalars(select(Shipment.label_path)))
+            results = list(session.scalars(select(SideEffect.result).where(SideEffect.kind == "label")))
+        assert all(path and Path(path).read_bytes().startswith(b"%PDF-") for path in paths)
+        assert results and all(result["address_verified"] is False for result in results)
+
+        again = _ship()
+        assert (again["orders_considered"], again["labels_bought"], again["addresses_unverified"]) == (0, 0, 0)
+        assert all(bought_at_karrio(key) == 1 for key in shipped.values())

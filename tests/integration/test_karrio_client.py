@@ -118,9 +118,12 @@ def test_tracking_reads_the_servers_tracker(client: KarrioClient, karrio: Karrio
     assert event.occurred_at is not None and event.occurred_at.isoformat() == "2026-11-27T09:15:00+00:00"
 
 
-def test_address_check_without_a_validator_is_a_named_refusal(client: KarrioClient) -> None:
-    with pytest.raises(UpstreamError, match="address validation is not supported"):
-        client.verify_address(BUYER)
+def test_address_check_without_a_validator_is_not_checked_rather_than_refused(client: KarrioClient) -> None:
+    first = client.verify_address(BUYER)
+    assert (first.ok, first.checked) == (True, False)
+    assert first.message and "address validation is not supported" in first.message
+    # Remembered: the next address is not sent to be refused again.
+    assert client.verify_address(WAREHOUSE) == first
 
 
 def test_a_wrong_api_key_names_the_variable(karrio: KarrioServer) -> None:

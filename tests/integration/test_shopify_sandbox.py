@@ -166,9 +166,9 @@ def test_cursors_are_opaque_base64_of_sort_value_and_id(live):
 def test_the_clients_orders_page_gets_exactly_what_it_asks_for(live):
     answer = live.query(queries.ORDERS_PAGE, first=queries.ORDERS_PER_PAGE, query="status:any")
     cost = answer["extensions"]["cost"]
-    # 2 + 10 orders x (1 + four MoneyBags of 2 + customer 3 + address 1 + risk 2
+    # 2 + 10 orders x (1 + four MoneyBags of 2 + customer 3 + address 1 + risk 2 + transactions 1
     #                  + lineItems: 2 + 15 lines x (1 + two MoneyBags of 2))
-    assert cost["requestedQueryCost"] == 2 + 10 * (1 + 4 * 2 + 3 + 1 + 2 + (2 + 15 * (1 + 2 * 2))) == 922
+    assert cost["requestedQueryCost"] == 2 + 10 * (1 + 4 * 2 + 3 + 1 + 2 + 1 + (2 + 15 * (1 + 2 * 2))) == 932
     assert 0 < cost["actualQueryCost"] < cost["requestedQueryCost"]
     assert set(cost["throttleStatus"]) == {"maximumAvailable", "currentlyAvailable", "restoreRate"}
     nodes = answer["data"]["orders"]["nodes"]

@@ -122,6 +122,26 @@ def test_a_bought_shipment_gives_its_label() -> None:
         currency="USD", reference="ORD-1001")
 
 
+def test_the_label_format_goes_as_a_shipment_option_and_picks_the_buys_file() -> None:
+    args = (Address(street1="1 Dock Rd", country="US"), Address(street1="5 Main St", country="US"), Parcel(500), "R-1")
+    assert "options" not in mapping.build_shipment(*args)["shipment"]
+    assert mapping.build_shipment(*args, "PDF")["shipment"]["options"] == {"label_format": "PDF"}
+    assert mapping.build_shipment(*args, "ZPL")["shipment"]["options"] == {"label_format": "ZPL"}
+    with pytest.raises(ValueError, match="label format"):
+        mapping.build_shipment(*args, "GIF")
+
+    postage = {**BOUGHT["postage_label"], "label_pdf_url": "https://files.example/l.pdf",
+               "label_zpl_url": "https://files.example/l.zpl", "label_file_type": "application/pdf"}
+    bought = {**BOUGHT, "postage_label": postage}
+    assert mapping.parse_label(bought, "PDF").label_url == "https://files.example/l.pdf"
+    assert mapping.parse_label(bought, "ZPL").label_url == "https://files.example/l.zpl"
+    assert mapping.parse_label(bought, "PNG").label_url == postage["label_url"]
+    # Bought before the setting changed: EasyPost made only its PNG, which is what there is.
+    assert mapping.parse_label({**BOUGHT, "postage_label": {**postage, "label_pdf_url": None}}, "PDF"
+                               ).label_url == postage["label_url"]
+    assert mapping.find_label([bought], "ORD-1001", "PDF").label_url == "https://files.example/l.pdf"
+
+
 def test_a_label_is_found_by_reference_among_bought_shipments() -> None:
     other = {**BOUGHT, "id": "shp_other", "reference": "ORD-2002"}
     unbought_twin = {**SHIPMENT, "id": "shp_twin"}

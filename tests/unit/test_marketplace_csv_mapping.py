@@ -447,3 +447,13 @@ def test_a_file_that_cannot_be_imported_is_refused_whole(tmp_path: Path) -> None
     as_latin = OrderFile(latin, "etsy", mapping_from_toml({"encoding": "latin-1"}))
     [payload] = as_latin.payloads
     assert as_latin.parse_order(payload).lines[0].title == "Café"
+
+
+def test_optional_payment_columns_say_who_took_the_money(tmp_path: Path) -> None:
+    header = "order_id,placed_at,status,currency,sku,title,quantity,unit_price,payment_gateway,payment_reference"
+    order = _one(tmp_path, "A-1,2026-10-01T10:00:00Z,,USD,MUG-1,Mug,1,10.00,Stripe,pi_123\n"
+                           "A-1,2026-10-01T10:00:00Z,,USD,MUG-2,Mug,1,10.00,,\n", header=header)
+    assert order.payment is not None and (order.payment.gateway, order.payment.reference) == ("stripe", "pi_123")
+    without = _one(tmp_path, "A-2,2026-10-01T10:00:00Z,,USD,MUG-1,Mug,1,10.00\n",
+                   header="order_id,placed_at,status,currency,sku,title,quantity,unit_price")
+    assert without.payment is None

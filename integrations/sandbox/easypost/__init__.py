@@ -4,7 +4,9 @@ Like EasyPost, it takes the API key as the HTTP Basic user and answers refusals 
 `{"error": {"code", "message", "errors"}}`. Address verification fails for an address
 with no street or the postal code "00000", with a carrier's reasons. Every shipment is
 quoted from the fixed `render.SERVICES` table; a buy answers with the label (a PNG served
-under `/labels/`) and a tracker. Trackers move one step along their route on each read:
+under `/labels/`, and, as EasyPost does for a shipment created with `options.label_format`
+PDF or ZPL, that file too: a real PDF drawn with reportlab, tracking number and Code 128,
+or ZPL II) and a tracker. Trackers move one step along their route on each read:
 to `delivered`, or (see `route_tracker`) to `failure` or `return_to_sender`.
 
 `buy_requests` counts every buy a shipment was sent, so a test can assert that a label
@@ -34,7 +36,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from integrations.sandbox.easypost.render import LABEL_PNG, ROUTES, SERVICES, Shipment, Tracker, rate
+from integrations.sandbox.easypost.render import (
+    LABEL_FILES,
+    LABEL_PNG,
+    ROUTES,
+    SERVICES,
+    Shipment,
+    Tracker,
+    label_pdf,
+    label_zpl,
+    rate,
+)
 from integrations.sandbox.faults import FaultInjector, Faults
 from integrations.sandbox.woocommerce import DroppedAnswer
 
@@ -103,7 +115,7 @@ class EasyPostSandbox:
         ]
         routes = [Route(API + path, self._guarded(handler), methods=methods) for path, handler, methods in api]
         routes += [
-            Route("/labels/{id}.png", self._label_file, methods=["GET"]),
+            Route("/labels/{id}.{extension}", self._label_file, methods=["GET"]),
             Route("/sandbox/stats", lambda _r: JSONResponse(self.stats), methods=["GET"]),
             Route("/sandbox/faults", self._post_faults, methods=["POST"]),
             Route("/sandbox/lose-buys", self._post_lose_buys, methods=["POST"]),
@@ -236,6 +248,10 @@ class EasyPostSandbox:
         if not isinstance(body, dict) or not all(isinstance(body.get(k), dict)
                                                  for k in ("from_address", "to_address", "parcel")):
             raise Problem(422, "SHIPMENT.INVALID_PARAMS", "from_address, to_address and parcel are required.")
+        options = body.get("options") if isinstance(body.get("options"), dict) else {}
+        label_format = str(options.get("label_format") or "PNG").upper()
+        if label_format not in ("PNG", *LABEL_FILES):
+            raise Problem(422, "SHIPMENT.OPTIONS.INVALID", f"label_format {label_format} is not offered here.")
         weight = body["parcel"].get("weight")
         if not isinstance(weight, int | float) or isinstance(weight, bool) or weight <= 0:
             raise Problem(422, "PARCEL.WEIGHT.INVALID", "Parcel weight must be greater than 0.",
@@ -246,7 +262,8 @@ class EasyPostSandbox:
             rates = [rate(next(self._ids), shipment_id, service, weight, now) for service in SERVICES]
             request_part = {k: {"object": k.split("_")[-1].title(), **body[k]}
                             for k in ("from_address", "to_address", "parcel")}
-            shipment = Shipment(shipment_id, body.get("reference"), now, request_part, rates)
+            shipment = Shipment(shipment_id, body.get("reference"), now, request_part, rates,
+                                label_format=label_format)
             self.shipments[shipment_id] = shipment
             return JSONResponse(shipment.render(), 201)
 
@@ -284,10 +301,21 @@ class EasyPostSandbox:
             return JSONResponse(shipment.render())
 
     async def _label_file(self, request: Request) -> Response:
+        """A bought label's file: the PNG always, the PDF or ZPL when the shipment asked for it."""
+        extension = request.path_params["extension"]
         with self._lock:
             shipment = self.shipments.get(request.path_params["id"])
-            if shipment is None or not shipment.tracking_code:
+            made = {"png"} | ({LABEL_FILES[shipment.label_format][1]} if shipment and shipment.label_format in LABEL_FILES
+                              else set())
+            if shipment is None or not shipment.tracking_code or extension not in made:
                 return Response(b"<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
+            code, chosen, ship_to = shipment.tracking_code, shipment.selected_rate or {}, shipment.request["to_address"]
+        if extension == "pdf":
+            return Response(label_pdf(code, str(chosen.get("carrier")), str(chosen.get("service")), ship_to),
+                            media_type="application/pdf")
+        if extension == "zpl":
+            return Response(label_zpl(code, str(chosen.get("carrier")), str(chosen.get("service"))),
+                            media_type="application/zpl")
         return Response(LABEL_PNG, media_type="image/png")
 
     # -- trackers -----------------------------------------------------------------------------

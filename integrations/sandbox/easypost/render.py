@@ -59,6 +59,49 @@ def _png() -> bytes:
 
 LABEL_PNG = _png()
 
+# The label formats the sandbox makes besides the PNG it always makes, as EasyPost names them:
+# the `postage_label` field linking the file, its extension under `/labels/` and its type.
+LABEL_FILES: dict[str, tuple[str, str, str]] = {
+    "PDF": ("label_pdf_url", "pdf", "application/pdf"),
+    "ZPL": ("label_zpl_url", "zpl", "application/zpl"),
+}
+
+
+def label_pdf(tracking_code: str, carrier: str, service: str, ship_to: dict[str, Any]) -> bytes:
+    """A 4x6 inch label as a real PDF (reportlab): carrier and service, the ship-to address,
+    the tracking number written out and as a Code 128 barcode."""
+    import io
+
+    from reportlab.graphics.barcode.code128 import Code128
+    from reportlab.lib.units import inch
+    from reportlab.pdfgen.canvas import Canvas
+
+    buffer = io.BytesIO()
+    width, height = 4 * inch, 6 * inch
+    canvas = Canvas(buffer, pagesize=(width, height), invariant=1)
+    canvas.setTitle(f"Label {tracking_code}")
+    canvas.setFont("Helvetica-Bold", 16)
+    canvas.drawString(0.25 * inch, height - 0.5 * inch, f"{carrier} {service}")
+    canvas.setFont("Helvetica", 10)
+    lines = [ship_to.get("name"), ship_to.get("street1"), ship_to.get("street2"),
+             " ".join(str(p) for p in (ship_to.get("city"), ship_to.get("state"), ship_to.get("zip")) if p),
+             ship_to.get("country")]
+    for row, text in enumerate(str(line) for line in lines if line):
+        canvas.drawString(0.25 * inch, height - (1.0 + 0.2 * row) * inch, text[:48])
+    code = Code128(tracking_code, barHeight=1.1 * inch, barWidth=0.013 * inch, humanReadable=False)
+    code.drawOn(canvas, (width - code.width) / 2, 1.2 * inch)
+    canvas.setFont("Helvetica-Bold", 12)
+    canvas.drawCentredString(width / 2, 0.9 * inch, tracking_code)
+    canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+def label_zpl(tracking_code: str, carrier: str, service: str) -> bytes:
+    """The same label in Zebra's ZPL II: the tracking number as text and as a Code 128 (`^BC`)."""
+    return (f"^XA^CF0,40^FO40,40^FD{carrier} {service}^FS^FO40,700^BY3,3,200^BCN,200,N,N,N"
+            f"^FD{tracking_code}^FS^CF0,36^FO40,930^FD{tracking_code}^FS^XZ\n").encode()
+
 
 @dataclass
 class Shipment:
@@ -73,18 +116,25 @@ class Shipment:
     tracking_code: str | None = None
     label_url: str | None = None
     tracker_id: str | None = None
+    label_format: str = "PNG"  # options.label_format, as the shipment was created with it
 
     def render(self) -> dict[str, Any]:
         label = None if self.label_url is None else {
             "object": "PostageLabel", "id": "pl_" + self.id[4:], "label_url": self.label_url,
             "label_file_type": "image/png", "label_size": "4x6", "label_resolution": 300,
-            "label_date": stamp(self.created_at)}
+            "label_date": stamp(self.created_at), "label_pdf_url": None, "label_zpl_url": None,
+            "label_epl2_url": None}
+        if label is not None and self.label_format in LABEL_FILES:
+            field, extension, kind = LABEL_FILES[self.label_format]
+            label[field] = self.label_url.rsplit(".", 1)[0] + "." + extension
+            label["label_file_type"] = kind
+        options = {"currency": "USD"} | ({"label_format": self.label_format} if self.label_format != "PNG" else {})
         return {"id": self.id, "object": "Shipment", "mode": "test", "reference": self.reference,
                 "status": "unknown", "created_at": stamp(self.created_at), "updated_at": stamp(self.created_at),
                 **self.request, "rates": self.rates, "selected_rate": self.selected_rate,
                 "postage_label": label, "tracking_code": self.tracking_code,
                 "tracker": None if self.tracker_id is None else {"id": self.tracker_id, "object": "Tracker"},
-                "messages": [], "options": {"currency": "USD"}, "fees": []}
+                "messages": [], "options": options, "fees": []}
 
 
 def rate(number: int, shipment_id: str, service: tuple[str, str, Decimal, Decimal, int], weight_oz: float,

@@ -25,11 +25,16 @@ from integrations.sandbox.magento.render import (
     timestamp,
 )
 from integrations.sandbox.magento.search import REQUIRED, Refusal
-from integrations.sandbox.store import Order, Store
+from integrations.sandbox.store import Order, SeededReturn, Store, payment_reference
 
 SOURCE = "default"
 _CANNOT_SHIP = "The order does not allow a shipment to be created."
 _CANNOT_REFUND = "The order does not allow a creditmemo to be created."
+# What a merchant writes on a credit memo for each of Clerk's return reasons.
+MAGENTO_REASONS = {"damaged": "Returned: arrived damaged", "defective": "Returned: defective",
+                   "wrong_item": "Returned: wrong item shipped", "not_as_described": "Returned: not as described",
+                   "changed_mind": "Returned: customer changed their mind",
+                   "late_delivery": "Refund for late delivery", "other": "Goodwill refund"}
 
 
 def _cents(value: Any, name: str) -> int:
@@ -95,6 +100,38 @@ class Documents:
         for sku, quantity in self.store.on_hand.items():
             self.source_items[(sku, SOURCE)] = {"sku": sku, "source_code": SOURCE, "quantity": float(quantity),
                                                 "status": 1 if quantity > 0 else 0}
+        for seeded in self.store.return_requests():  # credit memos a merchant made in the admin
+            self.seed_creditmemo(seeded)
+
+    def seed_creditmemo(self, seeded: SeededReturn, **changes: Any) -> dict[str, Any]:
+        """A credit memo a merchant made in Magento's admin for a seeded return: online (through the
+        payment gateway, with its `transaction_id`) when the store says the money went back, else
+        offline. Its comment gives the reason in words. `changes` overrides fields (a test's malformed
+        one). Writes nothing to `writes` and moves no order: it was there before Clerk looked."""
+        order = self.store.order(seeded.order_id)
+        assert order is not None, seeded
+        money = self.renderer.refundable(order)
+        by_id = {line.id: line for line in order.lines}
+        at = timestamp(seeded.requested_at) or ""
+        memo_id = len(self.creditmemos) + 1
+        total = int(Decimal(seeded.amount) * 100)
+        units = max(1, sum(count for _, count in seeded.lines))
+        memo = compact({
+            "entity_id": memo_id, "increment_id": f"{memo_id:09d}", "order_id": entity_id(order), "state": 2,
+            "order_currency_code": money.rate.currency, "base_currency_code": self.renderer.base_currency,
+            "created_at": at, "updated_at": at, "grand_total": number(total), "subtotal": number(total),
+            "shipping_amount": 0, "adjustment_positive": 0, "adjustment_negative": 0,
+            "transaction_id": f"re_{payment_reference(order.id)[3:]}" if seeded.refunded else None,
+            "items": [{"entity_id": memo_id * 1000 + n, "parent_id": memo_id, "order_item_id": item_id(by_id[line]),
+                       "qty": float(count), "sku": by_id[line].sku, "price": number(total * count // units // count),
+                       "base_price": number(total * count // units // count), "base_cost": 0,
+                       "row_total": number(total * count // units)}
+                      for n, (line, count) in enumerate(seeded.lines, start=1) if line in by_id],
+            "comments": [{"entity_id": memo_id, "parent_id": memo_id, "comment": MAGENTO_REASONS[seeded.reason],
+                          "is_customer_notified": 0, "is_visible_on_front": 0, "created_at": at}],
+        }) | changes
+        self.creditmemos.append(memo)
+        return memo
 
     @property
     def moved(self) -> Shipped:
@@ -196,7 +233,7 @@ class Documents:
             "subtotal": number(sum(rows.values())), "shipping_amount": number(shipping),
             "adjustment_positive": number(positive), "adjustment_negative": number(negative),
             "items": [{"entity_id": memo_id * 1000 + n, "parent_id": memo_id, "order_item_id": item,
-                       "qty": float(wanted[item]), "price": number(paid // quantity),
+                       "qty": float(wanted[item]), "sku": self._sku(order, item), "price": number(paid // quantity),
                        "base_price": base(paid // quantity), "base_cost": 0, "row_total": number(rows[item])}
                       for n, (item, (quantity, paid)) in enumerate(money.rows.items(), start=1) if wanted.get(item)],
             "comments": _comment(body, memo_id, at),
@@ -208,6 +245,10 @@ class Documents:
         self.writes.append({"kind": "creditmemo", "order_id": entity, "id": memo_id, "items": wanted,
                             "total": number(total)})
         return memo_id
+
+    @staticmethod
+    def _sku(order: Order, item: int) -> str | None:
+        return next((line.sku for line in order.lines if item_id(line) == item), None)
 
     # -- comments and stock -----------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ from integrations.sandbox.store import (
     Product,
     Store,
     Variant,
+    payment_gateway,
+    payment_reference,
 )
 
 STORE_ID = 1
@@ -49,6 +51,9 @@ LOCAL_CURRENCY = {"DE": "EUR", "FR": "EUR", "ES": "EUR", "IE": "EUR", "GB": "GBP
 RATES = {"EUR": Decimal("0.92"), "GBP": Decimal("0.79")}
 
 _DECIMAL = re.compile(r"-?\d+\.\d{2}")
+# The store's gateways as Magento's payment modules name them.
+PAYMENT_METHODS = {"stripe": {"method": "stripe_payments", "additional_information": ["Stripe"]},
+                   "paypal": {"method": "paypal_express", "additional_information": ["PayPal Express Checkout"]}}
 
 Amount = int | str  # cents, or the text of an amount that is not one (a malformed order's)
 
@@ -341,7 +346,7 @@ class Renderer:
             "items": items,
             "billing_address": address(billing, "billing", order) if billing else None,
             "payment": compact({
-                "method": "checkmo", "additional_information": ["Check / Money order"],
+                **PAYMENT_METHODS[payment_gateway(order.id)], "last_trans_id": payment_reference(order.id),
                 "account_status": None, "cc_last4": None, "parent_id": entity_id(order),
                 "amount_ordered": totals["grand_total"], "base_amount_ordered": totals["base_grand_total"],
             }, ("account_status", "additional_information", "cc_last4", "method")),

@@ -45,6 +45,7 @@ from integrations.sandbox.shopify.render import (
     parse_gid,
 )
 from integrations.sandbox.shopify.search import find_orders, find_variants, parse_search
+from integrations.sandbox.shopify.returns import ShopifyReturns
 from integrations.sandbox.shopify.writes import ShopifyWrites
 from integrations.sandbox.store import Store
 
@@ -98,6 +99,7 @@ class ShopifySandbox(SandboxControl):
             "bulkOperationRunQuery": self._bulk_run,
         }
         self.write_backs = ShopifyWrites(store, self.renderer)  # see writes.py
+        self.returns = ShopifyReturns(store, self.renderer)  # see returns.py
         self._root |= self.write_backs.resolvers()
         routes = [
             Route("/admin/api/{version}/graphql.json", self._graphql, methods=["POST"]),
@@ -240,7 +242,8 @@ class ShopifySandbox(SandboxControl):
                 sortKey: str | None = None, reverse: bool | None = False) -> dict[str, Any]:
         size = check_page_size(first)
         search = parse_search(query)
-        found, cursors, more = find_orders(self.store, search, sortKey or "ID", bool(reverse), after, size)
+        found, cursors, more = find_orders(self.store, search, sortKey or "ID", bool(reverse), after, size,
+                                           self.returns.search_fields())
         self._warn(info, query, search.warnings)
         return connection([self.renderer.order(o) for o in found], cursors, more, after is not None)
 

@@ -139,7 +139,11 @@ def _bounds(keys: list[tuple[Any, int]], op: str, value: Any, low: int, high: in
     return low, high
 
 
-def _plan(keys: list[tuple[Any, int]], sort_field: str, search: Search) -> _Plan:
+FieldCheck = Callable[[str], Callable[[Order], bool]]  # a search field's value -> the check of an order
+
+
+def _plan(keys: list[tuple[Any, int]], sort_field: str, search: Search,
+          fields: dict[str, FieldCheck] | None = None) -> _Plan:
     plan = _Plan(0, len(keys), [])
     for term in search.terms:
         if term.field in _ORDER_TIMES:
@@ -165,6 +169,8 @@ def _plan(keys: list[tuple[Any, int]], sort_field: str, search: Search) -> _Plan
                 plan.checks.append(lambda o, op=term.op, v=number: _OPS[op](o.id, v))
         elif term.field == "status" and term.value.lower() in _STATUS:
             plan.checks.append(_STATUS[term.value.lower()])
+        elif fields and term.field in fields and term.op == "=":
+            plan.checks.append(fields[term.field](term.value))
         else:
             search.warnings.append({"field": term.field, "message": "Invalid search field for this query."})
     return plan
@@ -188,7 +194,8 @@ def _cursor_key(cursor: str, sort_field: str) -> tuple[Any, int]:
 
 
 def find_orders(store: Store, search: Search, sort_key: str, reverse: bool, after: str | None,
-                limit: int | None) -> tuple[list[Order], list[str], bool]:
+                limit: int | None, fields: dict[str, FieldCheck] | None = None
+                ) -> tuple[list[Order], list[str], bool]:
     """The orders matching `search` after the cursor, in sort order, their cursors, and whether more follow.
 
     Cursors are taken under the store's lock with the orders, so an edit cannot slip
@@ -196,6 +203,7 @@ def find_orders(store: Store, search: Search, sort_key: str, reverse: bool, afte
 
     Args:
         limit: page size; None for every match (a bulk export, which needs no cursors).
+        fields: search fields answered beyond the built-in ones (`return_status`).
     """
     if search.any_of:
         raise GraphQLError("The Shopify sandbox's order search does not support 'OR'.")
@@ -203,7 +211,7 @@ def find_orders(store: Store, search: Search, sort_key: str, reverse: bool, afte
     found: list[Order] = []
     with store.lock:
         keys = store.sorted_keys(sort_field)
-        plan = _plan(keys, sort_field, search)
+        plan = _plan(keys, sort_field, search, fields)
         if after is not None:
             key = _cursor_key(after, sort_field)
             if reverse:

@@ -21,7 +21,7 @@ as a lost answer would.
 
 The sandbox's simplifications: an order has one fulfillment order, at the primary location,
 until `split_fulfillment_orders` places whole lines on several; stock is kept and returned
-at the primary location only; one SALE transaction per order (its total, gateway "manual");
+at the primary location only; one SALE transaction per order (its total, through the store's gateway for it: `gateway_of`);
 a presentment currency (`present_in`) shows on transactions and refunds only; writes do not
 move the order's `updatedAt`.
 """
@@ -49,11 +49,17 @@ from integrations.sandbox.shopify.render import (
     parse_gid,
     timestamp,
 )
-from integrations.sandbox.store import Line, Order, Store, Variant
+from integrations.sandbox.store import Line, Order, Store, Variant, payment_gateway, payment_reference
 
 PRIMARY_LOCATION = 1
 LOCATION_ID = gid("Location", PRIMARY_LOCATION)
-GATEWAY = "manual"
+# Shopify's gateway names for the store's payment gateways (`store.payment_gateway`).
+GATEWAYS = {"stripe": "stripe", "paypal": "paypal"}
+
+
+def gateway_of(order: Order) -> str:
+    """The gateway that took the order's money, as Shopify names it on its transactions."""
+    return GATEWAYS[payment_gateway(order.id)]
 # Reasons inventorySetQuantities accepts (Shopify's documented list, in part).
 STOCK_REASONS = frozenset({"correction", "cycle_count_available", "damaged", "movement_created", "movement_updated",
                            "movement_received", "movement_canceled", "other", "promotion", "quality_control",
@@ -332,10 +338,12 @@ class ShopifyWrites:
         return money_bag(shop, order.currency, (presented, currency))
 
     def _transactions(self, order: Order) -> list[dict[str, Any]]:
-        sale = {"id": gid("OrderTransaction", order.id), "kind": "SALE", "status": "SUCCESS", "gateway": GATEWAY,
+        gateway = gateway_of(order)
+        sale = {"id": gid("OrderTransaction", order.id), "kind": "SALE", "status": "SUCCESS", "gateway": gateway,
+                "paymentId": payment_reference(order.id),
                 "amountSet": self._money(order, self._paid(order)), "parentTransaction": None}
         refunds = [{"id": gid("OrderTransaction", r["transaction"]), "kind": "REFUND", "status": "SUCCESS",
-                    "gateway": GATEWAY, "amountSet": self._money(order, f"{r['amount']:.2f}"),
+                    "gateway": gateway, "paymentId": None, "amountSet": self._money(order, f"{r['amount']:.2f}"),
                     "parentTransaction": sale} for r in self.refunds.get(order.id, []) if r["amount"] > 0]
         return [sale, *refunds]
 
@@ -514,7 +522,7 @@ class ShopifyWrites:
                 path = ["transactions", str(index)]
                 if transaction["kind"] != "REFUND" or transaction.get("parentId") != gid("OrderTransaction", order.id):
                     return refuse("Transaction must be a refund of the order's sale.", [*path, "parentId"])
-                if transaction["gateway"] != GATEWAY or transaction["orderId"] != gid("Order", order.id):
+                if transaction["gateway"] != gateway_of(order) or transaction["orderId"] != gid("Order", order.id):
                     return refuse("Transaction gateway or order does not match its parent.", path)
                 try:
                     amount += Decimal(str(transaction["amount"]))

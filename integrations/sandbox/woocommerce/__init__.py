@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from integrations.sandbox.control import SandboxControl
 from integrations.sandbox.faults import FaultInjector, Faults
-from integrations.sandbox.store import Order, Product, Store, Variant
+from integrations.sandbox.store import Order, Product, SeededReturn, Store, Variant
 from integrations.sandbox.woocommerce.render import SITE_OFFSET, Renderer, gmt, is_variable, local, order_status
 
 DEFAULT_KEY = "ck_sandbox"
@@ -48,6 +48,12 @@ ORDER_SORTS = {"date": "created_at", "modified": "updated_at", "id": "id", "incl
 PRODUCT_SORTS = ("date", "id", "include", "title", "slug", "price", "popularity", "rating", "modified")
 
 Handler = Callable[[Request], Awaitable[Response]]
+SEEDED_REFUND_BASE = 900_000  # ids of refunds made in the shop's admin, apart from the API's
+# What a shop manager types as the refund reason for each of Clerk's codes.
+WOO_REASONS = {"damaged": "Item arrived damaged", "defective": "Defective - stopped working",
+               "wrong_item": "Customer received the wrong item", "not_as_described": "Not as described",
+               "changed_mind": "Customer changed their mind", "late_delivery": "Late delivery",
+               "other": "Goodwill"}
 T = TypeVar("T")
 
 
@@ -167,6 +173,8 @@ class WooCommerceSandbox(SandboxControl):
         self._ids = count(1)
         self._drop_writes = 0
         self._counts: Counter[str] = Counter()
+        for seeded in store.return_requests():  # refunds made in the shop's admin, not by Clerk
+            self.seed_refund(seeded)
         api = [
             ("/orders", self._orders, ["GET"]),
             ("/orders/{id:int}", self._order, ["GET", "PUT"]),
@@ -219,6 +227,28 @@ class WooCommerceSandbox(SandboxControl):
     def edit_stock(self, sku: str, count: int) -> None:
         """Sets a count as a shop manager does in WordPress (not one of the API's writes)."""
         self.stock[self._stock_holder(sku)] = count
+
+    def seed_refund(self, seeded: SeededReturn, **changes: Any) -> dict[str, Any]:
+        """Records a refund a shop manager made in WordPress for a seeded return request: its lines'
+        quantities negative, `refunded_payment` true when the store says the money went back through
+        the gateway. `changes` overrides fields of the refund (a test's malformed one)."""
+        order = self.store.order(seeded.order_id)
+        assert order is not None, seeded
+        by_id = {line.id: line for line in order.lines}
+        share = Decimal(seeded.amount) / max(1, sum(units for _, units in seeded.lines))
+        refund_id = SEEDED_REFUND_BASE + len(self.refunds.get(order.id, [])) * 100 + seeded.number
+        items = [{"id": refund_id * 10 + n, "name": by_id[line_id].title, "product_id": 0, "variation_id": 0,
+                  "quantity": -units, "subtotal": f"{-share * units:.2f}", "total": f"{-share * units:.2f}",
+                  "sku": by_id[line_id].sku or "", "price": float(-share),
+                  "meta_data": [{"id": refund_id * 10 + n, "key": "_refunded_item_id", "value": str(line_id)}]}
+                 for n, (line_id, units) in enumerate(seeded.lines, start=1) if line_id in by_id]
+        refund = {"id": refund_id, "date_created": local(seeded.requested_at),
+                  "date_created_gmt": gmt(seeded.requested_at), "amount": seeded.amount,
+                  "reason": WOO_REASONS.get(seeded.reason, seeded.reason), "refunded_by": 1,
+                  "refunded_payment": seeded.refunded, "meta_data": [], "line_items": items,
+                  "shipping_lines": [], "tax_lines": [], "fee_lines": []} | changes
+        self.refunds.setdefault(order.id, []).append(refund)
+        return refund
 
     def _wire_id(self, order_id: int) -> str:
         return str(order_id)

@@ -15,13 +15,26 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from domain.orders import Lifecycle, Risk
-from integrations.sandbox.store import Address, Line, Order, Product, Store, Variant, money, to_cents
+from integrations.sandbox.store import (
+    Address,
+    Line,
+    Order,
+    Product,
+    Store,
+    Variant,
+    money,
+    payment_gateway,
+    payment_reference,
+    to_cents,
+)
 
 # The sandbox site's time zone: UTC-3 without daylight saving, so local and GMT times differ.
 SITE_OFFSET = timedelta(hours=-3)
 RISK_META_KEY = "_clerk_risk"
 _DEFAULT_TITLE = "Default Title"  # the store's title for a product's only variant
 _STAMP = "%Y-%m-%dT%H:%M:%S"
+# The store's gateways as WooCommerce's payment plugins name them: (payment_method, its title).
+PAYMENT_METHODS = {"stripe": ("stripe", "Credit card (Stripe)"), "paypal": ("ppcp-gateway", "PayPal")}
 
 
 def gmt(moment: datetime | None) -> str | None:
@@ -130,6 +143,7 @@ class Renderer:
         paid = None if status in ("pending", "failed") else order.processed_at
         completed = order.updated_at if status == "completed" else None
         link = f"{self.base_url}/wp-json/wc/v3/orders"
+        method, method_title = PAYMENT_METHODS[payment_gateway(order.id)]
         return {
             "id": order.id, "parent_id": 0, "number": str(order.number), "order_key": f"wc_order_{order.id:x}",
             "created_via": "checkout", "version": "9.4.0", "status": status, "currency": order.currency,
@@ -142,7 +156,8 @@ class Renderer:
             "customer_id": customer.id if customer else 0,
             "customer_ip_address": "", "customer_user_agent": "", "customer_note": "",
             "billing": billing, "shipping": _address(order.ship_to, with_phone=True),
-            "payment_method": "stripe", "payment_method_title": "Credit card", "transaction_id": "",
+            "payment_method": method, "payment_method_title": method_title,
+            "transaction_id": payment_reference(order.id) if paid else "",
             "date_paid": local(paid), "date_paid_gmt": gmt(paid),
             "date_completed": local(completed), "date_completed_gmt": gmt(completed),
             "cart_hash": "", "meta_data": meta,
