@@ -24,7 +24,7 @@ from flows.ship_orders import warehouse_address
 from integrations.settings import cached_settings
 from models.returns_store import POLICY_REVIEW, REFUND_APPROVAL, ReturnView
 from tasks.returns import (Owed, buy_return_labels, close_returns, create_replacements, follow_refunds, load_returns,
-                           pay_refunds, record_credits, record_return_decisions, take_channel_returns,
+                           pay_refunds, record_return_decisions, record_settled_refunds, take_channel_returns,
                            tell_channels_of_refunds, write_down_refunds)
 
 FLOW = "process-returns"
@@ -52,6 +52,7 @@ class _Tally:
         self.waiting: list[str] = []
         self.failed: list[str] = []
         self.by_hand: list[str] = []
+        self.refused: list[str] = []  # refunds a channel would not record
 
 
 def _decide_requested(policy: ReturnPolicy, batch_size: int, tally: _Tally) -> None:
@@ -76,29 +77,35 @@ def _decide_requested(policy: ReturnPolicy, batch_size: int, tally: _Tally) -> N
 def _settle_received(policy: ReturnPolicy, batch_size: int, tally: _Tally) -> None:
     """Received goods: refunds written down, exchanges replaced, store credit recorded."""
     after = 0
-    while batch := load_returns(["received"], after, batch_size):
+    while batch := load_returns(["received"], after, batch_size, unsettled=True):
         after = batch[-1][0].id
-        refunds, credits, exchanges, by_hand = [], [], [], []
+        refunds, settled, exchanges, closing = [], [], [], []
         for view, facts in batch:
             if view.resolution == Resolution.EXCHANGE:
                 exchanges.append(view)
                 continue
             fee = view.label_cost or Decimal(0) if view.label_paid_by == Payer.CUSTOMER else Decimal(0)
-            owed = Owed(view, quote_refund(_request(view), facts, policy, fee).total)
+            quoted = quote_refund(_request(view), facts, policy, fee).total
+            due = quoted - view.channel_refunded
+            if view.channel_refunded > 0:  # the channel moved this much itself: recorded, never paid again
+                settled.append((view, view.channel, view.channel_refunded, view.external_id or view.rma))
             if view.resolution == Resolution.STORE_CREDIT:
-                credits.append(owed)
+                settled.append((view, "store_credit", max(Decimal(0), due), "store_credit"))
+            elif due <= 0:
+                if view.channel_refunded <= 0:
+                    closing.append((view.id, "closed", f"nothing owed: fees take the whole {quoted} {view.currency}"))
             elif view.payment_gateway != GATEWAY:
-                by_hand.append((view.id, "closed", f"paid with {view.payment_gateway or 'an unknown gateway'}: "
-                                                   f"refund {owed.quoted} {view.currency} there by hand"))
+                closing.append((view.id, "closed", f"paid with {view.payment_gateway or 'an unknown gateway'}: "
+                                                   f"refund {due} {view.currency} there by hand"))
                 tally.by_hand.append(view.rma)
             else:
-                refunds.append(owed)
+                refunds.append(Owed(view, quoted))
         if exchanges:
             tally.exchanged += len(create_replacements(quote(exchanges), f"flow:{FLOW}"))
-        if credits:
-            record_credits(quote(credits))
-        if by_hand:
-            close_returns(by_hand)
+        if settled:
+            record_settled_refunds(quote(settled))
+        if closing:
+            close_returns(closing)
         if refunds:
             unpayable = write_down_refunds(quote(refunds), flow_run.get_id())
             close_returns([(next(o.view.id for o in refunds if o.view.rma == rma), "closed", why)
@@ -136,7 +143,7 @@ def process_returns(batch_size: int = 200) -> dict[str, Any]:
         ended = follow_refunds() if settings.stripe_api_key else []
         tally.failed += [refund.rma or refund.key for refund, _ in refused]
         tally.failed += [refund.rma or refund.key for refund, state in ended if state == "failed"]
-        told, untellable = tell_channels_of_refunds(flow_run.get_id())
+        told, untellable, tally.refused = tell_channels_of_refunds(flow_run.get_id())
         tally.issued = len(paid)
         tally.amount = sum((refund.amount for refund in paid), Decimal(0))
         alerts_sent = _tell_clerks(tally, forms)
@@ -147,7 +154,8 @@ def process_returns(batch_size: int = 200) -> dict[str, Any]:
         "exchanges": tally.exchanged, "refunds_failed": len(tally.failed), "refunds_by_hand": len(tally.by_hand),
         "channel_returns_opened": taken.opened, "channel_returns_unmatched": taken.unmatched,
         "channel_returns_unreadable": taken.unreadable,
-        "channels_told": told, "channels_not_writable": untellable, "alerts_sent": alerts_sent,
+        "channels_told": told, "channels_not_writable": untellable,
+        "channels_refused": len(tally.refused), "alerts_sent": alerts_sent,
     }
     create_table_artifact([{"measure": k, "value": v} for k, v in summary.items() if k != "flow"],
                           key="process-returns-summary", description="Returns decided, labelled and refunded, this run")
@@ -161,4 +169,5 @@ def _tell_clerks(tally: _Tally, forms: dict[str, str]) -> int:
         "awaiting_approval": (tally.waiting, "returns waiting for a decision (`clerk approvals`)"),
         "refund_failed": (tally.failed, "refunds the gateway refused or failed"),
         "refund_by_hand": (tally.by_hand, "refunds to make by hand (paid through another gateway)"),
+        "channel_refused": (tally.refused, "refunds paid that a channel would not record"),
     }), forms)

@@ -188,6 +188,7 @@ class ChannelReturn:
     requested_at: datetime
     refunded: Decimal  # money the channel itself already moved for it (0 when none)
     note: str | None = None  # free text, may hold personal data: never log it
+    recorded: bool = False  # it is the channel's own refund record: telling the channel again would book it twice
 
 
 @runtime_checkable

@@ -35,6 +35,8 @@ class Return(Base):
     refund_quote: Mapped[Decimal | None]  # what the policy would refund, before any cap
     currency: Mapped[str] = mapped_column(String(3))
     channel_refunded: Mapped[Decimal] = mapped_column(default=Decimal(0))  # money the channel moved itself
+    # The channel's own refund record (a WooCommerce refund, a Magento credit memo): it is never told again.
+    channel_recorded: Mapped[bool] = mapped_column(default=False)
     carrier: Mapped[str | None] = mapped_column(String(60))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
     label_cost: Mapped[Decimal | None]

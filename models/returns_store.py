@@ -41,6 +41,7 @@ class ReturnView:
     id: int
     rma: str
     channel: str
+    external_id: str | None  # the channel's own id of the request; None when a clerk opened it
     order_id: int
     order_number: str
     order_external_id: str
@@ -52,6 +53,7 @@ class ReturnView:
     lines: dict[str, int]
     currency: str
     channel_refunded: Decimal
+    channel_recorded: bool
     label_cost: Decimal | None
     received: bool
     payment_gateway: str | None
@@ -113,7 +115,7 @@ def weights(session: Session, skus: Sequence[str]) -> dict[str, int | None]:
 
 def open_return(session: Session, order_id: int, lines: Mapping[str, int], reason: str, resolution: str,
                 requested_at: datetime, actor: str, external_id: str | None = None,
-                channel_refunded: Decimal = Decimal(0)) -> tuple[str, bool]:
+                channel_refunded: Decimal = Decimal(0), channel_recorded: bool = False) -> tuple[str, bool]:
     """Opens a return (once per upstream request); returns its RMA and whether it is new."""
     order = session.get(Order, order_id)
     assert order is not None
@@ -124,7 +126,8 @@ def open_return(session: Session, order_id: int, lines: Mapping[str, int], reaso
     now = utcnow()
     row = Return(rma=f"pending-{order_id}-{now.timestamp()}", channel=order.channel, external_id=external_id,
                  order_id=order_id, status="requested", reason=reason, resolution=resolution, currency=order.currency,
-                 channel_refunded=channel_refunded, requested_at=requested_at, updated_at=now)
+                 channel_refunded=channel_refunded, channel_recorded=channel_recorded, requested_at=requested_at,
+                 updated_at=now)
     session.add(row)
     session.flush()
     row.rma = f"RMA-{row.id:06d}"
@@ -134,12 +137,16 @@ def open_return(session: Session, order_id: int, lines: Mapping[str, int], reaso
     return row.rma, True
 
 
-def returns_in(session: Session, statuses: Sequence[str], after_id: int = 0, limit: int = 500) -> list[ReturnView]:
-    """Returns in the given statuses, by id, a batch at a time."""
-    found = session.execute(
-        select(Return, Order.number, Order.external_id, Order.payment_gateway, Order.payment_reference)
-        .join(Order, Order.id == Return.order_id)
-        .where(Return.status.in_(statuses), Return.id > after_id).order_by(Return.id).limit(limit)).all()
+def returns_in(session: Session, statuses: Sequence[str], after_id: int = 0, limit: int = 500,
+               unsettled: bool = False) -> list[ReturnView]:
+    """Returns in the given statuses, by id, a batch at a time; `unsettled`: only those with
+    no refund written down yet (one already written is paid and followed, never worked out again)."""
+    query = (select(Return, Order.number, Order.external_id, Order.payment_gateway, Order.payment_reference)
+             .join(Order, Order.id == Return.order_id)
+             .where(Return.status.in_(statuses), Return.id > after_id).order_by(Return.id).limit(limit))
+    if unsettled:
+        query = query.where(Return.id.not_in(select(Refund.return_id).where(Refund.return_id.is_not(None))))
+    found = session.execute(query).all()
     ids = [row.id for row, *_ in found]
     lines: dict[int, dict[str, int]] = defaultdict(dict)
     for return_id, sku, units in session.execute(select(ReturnLine.return_id, ReturnLine.sku, ReturnLine.quantity)
@@ -147,8 +154,8 @@ def returns_in(session: Session, statuses: Sequence[str], after_id: int = 0, lim
         lines[return_id][sku] = lines[return_id].get(sku, 0) + units
     addresses = {a.order_id: a for a in session.scalars(
         select(OrderAddress).where(OrderAddress.order_id.in_([row.order_id for row, *_ in found])))}
-    return [ReturnView(row.id, row.rma, row.channel, row.order_id, number, external_id, row.status, row.reason,
-                       row.resolution, row.requested_at, row.label_paid_by, lines[row.id], row.currency, row.channel_refunded,
+    return [ReturnView(row.id, row.rma, row.channel, row.external_id, row.order_id, number, external_id, row.status, row.reason,
+                       row.resolution, row.requested_at, row.label_paid_by, lines[row.id], row.currency, row.channel_refunded, row.channel_recorded,
                        row.label_cost, row.received_at is not None, gateway, reference,
                        _address(addresses.get(row.order_id)))
             for row, number, external_id, gateway, reference in found]
@@ -308,7 +315,8 @@ def add_refund(session: Session, view: ReturnView, key: str, gateway: str, amoun
     now = utcnow()
     session.add(Refund(key=key, return_id=view.id, order_id=view.order_id, gateway=gateway,
                        payment_reference=view.payment_reference, amount=amount, currency=view.currency, status=status,
-                       gateway_reference=reference, channel_ref=reference if gateway == view.channel else None,
+                       gateway_reference=reference,
+                       channel_ref=view.external_id if gateway == view.channel or view.channel_recorded else None,
                        created_at=now, updated_at=now))
 
 

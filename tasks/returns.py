@@ -18,7 +18,8 @@ from prefect.cache_policies import NO_CACHE
 
 from domain.orders import Address
 from domain.returns import OrderFacts, refundable
-from integrations.protocols import Label, OrderWriter, Parcel, RefundRefused, ReturnSource, Unreadable
+from integrations.protocols import (Label, OrderWriter, Parcel, RefundRefused, ReturnSource, Unreadable,
+                                    UpstreamError)
 from integrations.settings import cached_settings
 from integrations.wiring import carrier, enabled_channels, order_source, payment_gateway
 from models import returns_store as store
@@ -73,17 +74,19 @@ def take_channel_returns() -> Taken:
                     continue
                 _, new = store.open_return(session, ids[request.order_external_id], request.lines, request.reason,
                                            "refund", request.requested_at, f"channel:{channel}", request.external_id,
-                                           request.refunded)
+                                           request.refunded, request.recorded)
                 opened += new
     return Taken(opened, unmatched, len(unreadable))
 
 
 @returns_task(name="load-returns")
-def load_returns(statuses: list[str], after_id: int, limit: int) -> list[tuple[ReturnView, OrderFacts]]:
-    """A batch of returns in these statuses, each with the policy's facts about its order."""
+def load_returns(statuses: list[str], after_id: int, limit: int,
+                 unsettled: bool = False) -> list[tuple[ReturnView, OrderFacts]]:
+    """A batch of returns in these statuses, each with the policy's facts about its order
+    (`unsettled`: see `returns_store.returns_in`)."""
     with unit_of_work(_db()) as session:
         return [(view, store.order_facts(session, view.order_id, leaving_out=view.id))
-                for view in store.returns_in(session, statuses, after_id, limit)]
+                for view in store.returns_in(session, statuses, after_id, limit, unsettled)]
 
 
 @returns_task(name="record-return-decisions")
@@ -166,12 +169,8 @@ def write_down_refunds(owed: list[Owed], flow_run_id: str | None) -> list[tuple[
     gateway = payment_gateway()
     unpayable, amounts = [], {}
     for item in owed:
-        due = item.quoted - item.view.channel_refunded
-        if due <= 0:
-            unpayable.append((item.view.rma, "nothing owed once fees and the channel's own refund are counted"))
-            continue
         payment = gateway.payment(item.view.payment_reference or "")
-        amount = refundable(due, payment.captured, payment.refunded)
+        amount = refundable(item.quoted - item.view.channel_refunded, payment.captured, payment.refunded)
         if amount <= 0:
             unpayable.append((item.view.rma, f"nothing left to refund on {payment.reference}"))
         else:
@@ -231,13 +230,15 @@ def follow_refunds() -> list[tuple[RefundView, str]]:
 
 
 @returns_task(name="tell-channels-of-refunds", retries=2, retry_delay_seconds=10)
-def tell_channels_of_refunds(flow_run_id: str | None) -> tuple[int, int]:
+def tell_channels_of_refunds(flow_run_id: str | None) -> tuple[int, int, list[str]]:
     """Records each succeeded refund on its order's channel once; returns (told, left for a
-    channel Clerk cannot write to)."""
+    channel Clerk cannot write to, the RMAs a channel refused: a person looks, the next run
+    asks again)."""
     with unit_of_work(_db()) as session:
         untold = store.untold_refunds(session)
     writable = set(enabled_channels(cached_settings()))
     told = skipped = 0
+    refused = []
     for refund in untold:
         writer = order_source(refund.channel) if refund.channel in writable else None
         if not isinstance(writer, OrderWriter):
@@ -246,22 +247,27 @@ def tell_channels_of_refunds(flow_run_id: str | None) -> tuple[int, int]:
         key = f"refund-note:{refund.rma or refund.key}"
         with unit_of_work(_db()) as session:
             begin_effect(session, key, "channel_refund", refund.order_external_id, refund.key, flow_run_id)
-        reference = writer.refund(refund.order_external_id, refund.lines, refund.amount,
-                                  f"{refund.rma}: {refund.reason}" if refund.rma else "refund", key)
+        try:
+            reference = writer.refund(refund.order_external_id, refund.lines, refund.amount,
+                                      f"{refund.rma}: {refund.reason}" if refund.rma else "refund", key)
+        except (UpstreamError, ValueError) as exc:  # refused for good; transient trouble was retried inside
+            log.warning("%s refused the refund of %s: %s", refund.channel, refund.rma or refund.key, exc)
+            refused.append(refund.rma or refund.key)
+            continue
         with unit_of_work(_db()) as session:
             finish_effect(session, key, reference, {"channel": refund.channel})
             store.record_channel_told(session, refund.key, reference)
         told += 1
-    return told, skipped
+    return told, skipped, refused
 
 
-@returns_task(name="record-credits")
-def record_credits(credits: list[Owed]) -> None:
-    """Store credit: recorded as a refund through `store_credit`, no gateway called."""
+@returns_task(name="record-settled-refunds")
+def record_settled_refunds(settled: list[tuple[ReturnView, str, Decimal, str]]) -> None:
+    """Refunds no gateway of Clerk's pays: store credit, and money a channel moved itself.
+    Each `(return, gateway, amount, reference)` is recorded once, as succeeded and told."""
     with unit_of_work(_db()) as session:
-        for item in credits:
-            store.add_refund(session, item.view, refund_key(item.view.rma), "store_credit",
-                             max(Decimal(0), item.quoted - item.view.channel_refunded), "succeeded", "store_credit")
-            store.record_refund(session, refund_key(item.view.rma), "succeeded", "store_credit")
-            store.record_channel_told(session, refund_key(item.view.rma), "store_credit")
-
+        for view, gateway, amount, reference in settled:
+            key = f"{refund_key(view.rma)}:{gateway}"
+            store.add_refund(session, view, key, gateway, amount, "succeeded", reference)
+            store.record_refund(session, key, "succeeded", reference)
+            store.record_channel_told(session, key, reference)

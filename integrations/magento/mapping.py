@@ -782,5 +782,5 @@ def parse_creditmemo(memo: Any, order_numbers: Mapping[int, str], channel: str =
         channel=channel, external_id=str(memo_id), order_external_id=str(order_id),
         order_number=order_numbers.get(order_id, str(order_id)), lines=lines, reason=return_reason(note),
         requested_at=created, refunded=read.money(memo, "grand_total", required=True) if online else Decimal(0),
-        note=note,
+        note=note, recorded=True,
     )

@@ -633,5 +633,5 @@ def parse_refund(order: Payload, refund: Any, since: datetime | None, channel: s
         channel=channel, external_id=str(raw_id), order_external_id=str(order.get("id")),
         order_number=str(order.get("number") or order.get("id")), lines=lines, reason=return_reason(reason),
         requested_at=created, refunded=amount if read.flag(refund, "refunded_payment", False) else Decimal(0),
-        note=reason,
+        note=reason, recorded=True,
     )

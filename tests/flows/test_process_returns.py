@@ -237,8 +237,8 @@ def test_bad_requests_are_refused_clearly_and_nothing_is_paid(desk: Desk, capsys
         assert named in capsys.readouterr().err
     assert clerk(["return", "receive", "RMA-999999", "--condition", "resellable"]) == 2
     assert "no return RMA-999999" in capsys.readouterr().err
-    with unit_of_work(desk.url) as session:
-        assert session.scalar(select(func.count(Return.id))) == 0
+    with unit_of_work(desk.url) as session:  # none opened by a clerk
+        assert session.scalar(select(func.count(Return.id)).where(Return.external_id.is_(None))) == 0
     # An exchange on the PayPal order is fine: no money moves through a gateway.
     assert clerk(["return", "create", paypal_number, "--channel", paypal_channel, "--line", f"{paypal_sku}:1",
                   "--reason", "wrong_item", "--resolution", "exchange"]) == 0
@@ -294,3 +294,26 @@ def test_lost_gateway_answers_and_a_sigkill_part_way_still_pay_each_refund_once(
         assert pending == []
         assert sum(desk.refunds_told(channel) for channel in CHANNELS) == len(rmas)
         assert desk.gateway.stats["lost"] >= 1, "some answers were lost"
+
+
+def test_money_a_channel_refunded_itself_is_recorded_never_paid_again(desk: Desk) -> None:
+    with unit_of_work(desk.url) as session:
+        asked = session.execute(select(Return.rma, Return.channel, Return.channel_refunded, Order.payment_reference)
+                                .join(Order, Order.id == Return.order_id)
+                                .where(Return.external_id.is_not(None), Return.status == "label_sent")).all()
+    refunded_upstream = [row for row in asked if row.channel_refunded > 0]
+    assert refunded_upstream, "the channels hold returns they refunded themselves"
+    for row in asked:
+        receive_return(desk.url, row.rma, "resellable", "dock")
+    for _ in range(4):
+        _process()
+    with unit_of_work(desk.url) as session:
+        by_rma: dict[str, list[tuple[str, Decimal]]] = {}
+        for refund, rma in session.execute(select(Refund, Return.rma).join(Return, Return.id == Refund.return_id)):
+            by_rma.setdefault(rma, []).append((refund.gateway, refund.amount))
+    for rma, channel, upstream, reference in refunded_upstream:
+        assert (channel, upstream) in by_rma[rma]
+        paid_here = sum((amount for gateway, amount in by_rma[rma] if gateway == "stripe"), Decimal(0))
+        assert desk.gateway.refunds_created(reference) == (1 if paid_here else 0)
+    # Every refund through Stripe, once; the channel's own record of it stands in for telling it again.
+    assert desk.gateway.refunds_created() == sum(1 for rows in by_rma.values() for gateway, _ in rows if gateway == "stripe")

@@ -34,6 +34,7 @@ def upgrade() -> None:
     sa.Column('refund_quote', sa.Numeric(precision=18, scale=4), nullable=True),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('channel_refunded', sa.Numeric(precision=18, scale=4), nullable=False),
+    sa.Column('channel_recorded', sa.Boolean(), nullable=False),
     sa.Column('carrier', sa.String(length=60), nullable=True),
     sa.Column('tracking_number', sa.String(length=100), nullable=True),
     sa.Column('label_cost', sa.Numeric(precision=18, scale=4), nullable=True),
