@@ -16,7 +16,7 @@ import os
 import shlex
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,6 +189,56 @@ def _restock_night(workdir: Path, url: str) -> tuple[list[tuple[str, tuple[dict[
     return runs, notes
 
 
+def _returnable(url: str, count: int) -> list[tuple[str, str, str]]:
+    """(channel, order number, SKU) of orders Clerk shipped today, paid through Stripe, with no return yet, one line each."""
+    from sqlalchemy import select
+
+    from models import Order, OrderLine, Return, Shipment
+    from models.db import unit_of_work
+
+    with unit_of_work(url) as session:
+        rows = session.execute(
+            select(Order.channel, Order.number, OrderLine.sku).join(OrderLine, OrderLine.order_id == Order.id)
+            .join(Shipment, Shipment.order_id == Order.id)
+            .where(Order.payment_gateway == "stripe", OrderLine.sku.is_not(None),
+                   OrderLine.requires_shipping.is_(True), OrderLine.unit_price.between(10, 60),
+                   Order.id.not_in(select(Return.order_id)))
+            .order_by(Order.id)).all()
+    picked: dict[tuple[str, str], str] = {}
+    for channel, number, sku in rows:
+        picked.setdefault((channel, number), sku)
+    return [(channel, number, sku) for (channel, number), sku in list(picked.items())[:count]]
+
+
+def _returns_day(url: str) -> tuple[list[tuple[str, tuple[dict[str, Any], bool]]], list[str]]:
+    """The channels' return requests taken up; a clerk opens a refund, an exchange and one the
+    policy sends to a person; goods come back; refunds are paid once and followed to the end."""
+    from deployments.purchasing import list_approvals
+    from deployments.returns import create_return, receive_return
+    from deployments.runs import run_flow
+
+    runs = [("process-returns #1: the channels' own return requests", run_flow("process-returns", {}))]
+    notes = []
+    (c1, n1, s1), (c2, n2, s2), (c3, n3, s3) = _returnable(url, 3)
+    refund = create_return(url, n1, c1, {s1: 1}, "defective", "refund", "demo-clerk")["rma"]
+    exchange = create_return(url, n2, c2, {s2: 1}, "wrong_item", "exchange", "demo-clerk")["rma"]
+    review = create_return(url, n3, c3, {s3: 1}, "other", "refund", "demo-clerk")["rma"]
+    notes.append(f"opened {refund} (defective, refund) on {c1} {n1}, {exchange} (wrong item, exchange) on {c2} {n2}, "
+                 f"{review} (reason other: a person decides) on {c3} {n3}")
+    runs.append(("process-returns #2: decided by policy, return labels bought", run_flow("process-returns", {})))
+    for rma in (refund, exchange):
+        received = receive_return(url, rma, "resellable", "demo-dock")
+        notes.append(f"{rma} received {received['condition']}: back on the shelf ({received['rule']})")
+    runs += [(f"process-returns #{n}: {what}", run_flow("process-returns", {}))
+             for n, what in ((3, "refund paid once, replacement order reserved"),
+                             (4, "refunds followed at Stripe (pending for a few reads)"),
+                             (5, "refunds settled; channels told once, nothing paid twice"))]
+    waiting = [a for a in list_approvals(url) if a["kind"] != "purchase_order"]
+    notes.append(f"{len(waiting)} returns wait for a person (`clerk approvals`), e.g. "
+                 + ", ".join(f"#{a['id']} {a['kind']} {a['subject']} {a['amount']} {a['currency']}" for a in waiting[:3]))
+    return runs, notes
+
+
 def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
     """A simulated day: three channels over one store, three intake runs, webhooks, stock pushed to
     the channels, a restock night with purchase orders mailed and one approved, alerts, exports."""
@@ -198,6 +248,7 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
     from integrations import wiring
     from models.db import unit_of_work, upgrade
     from integrations.sandbox.easypost import create_easypost_app
+    from integrations.sandbox.stripe import create_stripe_app
     from integrations.sandbox.server import serve_in_thread
     from integrations.sandbox.smtp import SmtpSandbox
     from models.exports import EXPORTS
@@ -209,12 +260,16 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
     print(f"Starting the Shopify, WooCommerce, Magento and Slack sandboxes over one seeded store of {orders} orders…",
           flush=True)
     carrier = create_easypost_app()
-    with running_sandboxes(orders, seed) as sandboxes, SmtpSandbox() as mail, serve_in_thread(carrier) as easypost:
+    with ExitStack() as stack, running_sandboxes(orders, seed) as sandboxes, SmtpSandbox() as mail, \
+            serve_in_thread(carrier) as easypost:
         store = sandboxes.channels["shopify"].store  # every channel's view shares the catalog and stock
+        gateway = create_stripe_app(store)
+        stripe = stack.enter_context(serve_in_thread(gateway))
         secrets = {f"CLERK_{channel.upper()}_WEBHOOK_SECRET": secret for channel, secret in WEBHOOK_SECRETS.items()}
         office = {"CLERK_DATABASE_URL": url, "CLERK_SMTP_URL": mail.url, "CLERK_SMTP_FROM": "buyer@clerk.example",
                   "CLERK_CONFIG": str(_write_config(workdir, store.catalog_rows())), "CLERK_CARRIER": "easypost",
-                  "CLERK_EASYPOST_API_URL": easypost.url, "CLERK_EASYPOST_API_KEY": carrier.api_key}
+                  "CLERK_EASYPOST_API_URL": easypost.url, "CLERK_EASYPOST_API_KEY": carrier.api_key,
+                  "CLERK_STRIPE_API_URL": stripe.url, "CLERK_STRIPE_API_KEY": gateway.api_key}
         os.environ.update(sandboxes.env | secrets | office)
         wiring.reset()
         upgrade(url)
@@ -262,6 +317,15 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
         for message in mail.messages:
             print(f"   {message.message['Subject']} -> {', '.join(message.rcpt_to)}")
         runs += restock
+        returned, notes = _returns_day(url)
+        for label, (summary, _) in returned:
+            print(f"\n== {label}\n   state={summary['state']}  " + "  ".join(
+                f"{k}={summary.get(k)}" for k in ("returns_considered", "approved", "declined", "awaiting_approval",
+                                                  "labels_bought", "refunds_issued", "refunded_amount", "exchanges",
+                                                  "channels_told", "alerts_sent")))
+        print("\n== Returns\n   " + "\n   ".join(notes))
+        print(f"   Stripe sandbox: {gateway.refunds_created()} refunds made, {gateway.stats['replays']} replays")
+        runs += returned
 
         print("\n== Signed webhook deliveries to the `clerk webhooks` app, before run #3")
         for channel, (status, nudged) in deliveries.items():
@@ -274,7 +338,7 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
         with unit_of_work(url) as session:
             for entity, fmt in (("orders", "jsonl"), ("orders", "csv"), ("orders", "xlsx"), ("quarantine", "jsonl"),
                                 ("inventory", "csv"), ("purchase-orders", "jsonl"), ("shipments", "csv"),
-                                ("carrier-performance", "csv")):
+                                ("carrier-performance", "csv"), ("returns", "jsonl"), ("refunds", "csv")):
                 path = workdir / "exports" / f"{entity}.{fmt}"
                 count = write_records(EXPORTS[entity](session), fmt, path)
                 written.append(f"{path} ({count} records)")

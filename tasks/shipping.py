@@ -1,23 +1,38 @@
-"""ship-orders tasks: a batch's carrier calls, or one database unit of work, each.
+"""ship-orders tasks: one task a batch (load, gate, verify and quote, choose, buy, record),
+plus the run's papers and fulfillments.
 
 Buying is exactly once per order: the ledger row `label:{order id}:1` is written before the
 carrier is called, the carrier gets that key (and has it as the shipment's reference),
 and an attempt that finds the row already started asks the carrier for the label first.
+A batch the gate stops (bad data upstream) spends nothing: the gate comes before any carrier call.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
-from datetime import date
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from domain.orders import Address
-from domain.shipping import BoughtLabel, ShipHold, lane
+from domain.reasons import Hold
+from domain.shipping import (
+    BoughtLabel,
+    Candidate,
+    RateOption,
+    ShipHold,
+    batch_problems,
+    choose_rate,
+    lane,
+    parcel_weight,
+)
 from integrations.protocols import AddressCheck, Label, OrderWriter, Parcel, Rate, Tracking
 from integrations.settings import cached_settings
 from integrations.wiring import carrier, enabled_channels, order_source
@@ -26,6 +41,7 @@ from models.db import unit_of_work
 from models.ledger import begin_effect, begin_effects, finish_effect, finish_effects
 from models.shipping_store import ToShip
 
+T = TypeVar("T")
 log = logging.getLogger("clerk.shipping")
 # Batches carry addresses and lines: never hash them for a cache key.
 ship_task = task(cache_policy=NO_CACHE)
@@ -37,18 +53,6 @@ def _db() -> str:
 
 def label_key(order_id: int) -> str:
     return f"label:{order_id}:1"
-
-
-@ship_task(name="load-orders-to-ship")
-def load_orders_to_ship(after_id: int, limit: int) -> list[ToShip]:
-    with unit_of_work(_db()) as session:
-        return store.orders_to_ship(session, after_id, limit)
-
-
-@ship_task(name="hold-orders")
-def hold_orders(holds: list[tuple[int, str, str | None]]) -> None:
-    with unit_of_work(_db()) as session:
-        store.hold_for_shipping(session, holds)
 
 
 @ship_task(name="find-orders-held-for-weight")
@@ -63,14 +67,113 @@ def release_orders_held_for_weight(order_ids: list[int]) -> None:
         store.release_holds(session, order_ids, ShipHold.MISSING_WEIGHT.value)
 
 
-@ship_task(name="verify-and-quote", retries=2, retry_delay_seconds=10)
+# A step's retries inside the batch's task (what `retries=2, retry_delay_seconds=10` were on
+# the step's own task): the carrier client retries transient failures itself; this covers longer ones.
+STEP_RETRIES = 2
+STEP_RETRY_DELAY = 10.0
+
+
+def _again(step: Callable[[], T], what: str) -> T:
+    for attempt in range(STEP_RETRIES + 1):
+        try:
+            return step()
+        except Exception as exc:
+            if attempt == STEP_RETRIES:
+                raise
+            log.warning("%s failed (%s); trying again in %.0f s", what, type(exc).__name__, STEP_RETRY_DELAY)
+            time.sleep(STEP_RETRY_DELAY)
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did: the flow adds it to the run's tally."""
+
+    last_id: int  # the batch's last order: the next batch starts after it
+    considered: int
+    holds: list[tuple[int, str, str | None]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why the gate stopped the batch (nothing bought)
+    bought: int = 0
+    unverified: int = 0  # of those bought, to addresses the carrier could not check
+    shipped: list[ToShip] = field(default_factory=list)  # their papers are still to print
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.problems)
+
+
+@ship_task(name="ship-batch")
+def ship_batch(after_id: int, limit: int, ship_from: Address, promise_days: int, flow_run_id: str | None
+               ) -> BatchOutcome | None:
+    """The next `limit` orders to ship after `after_id`, each bought its label once; None when none is left.
+
+    One task a batch (a task run costs more than a hundred orders' own work). In order: the
+    batch is weighed and gated, and a batch with bad data stops before any carrier call (its
+    orders named are held, the rest wait for the next run); addresses are verified and shipments
+    quoted; the holds are written; then the chosen labels are bought through the ledger and
+    recorded (`buy_labels`). The carrier steps are retried within the task, and each is safe to repeat.
+    """
+    with unit_of_work(_db()) as session:
+        batch = store.orders_to_ship(session, after_id, limit)
+    if not batch:
+        return None
+    outcome = BatchOutcome(last_id=batch[-1].id, considered=len(batch))
+    today = datetime.now(UTC).date()
+    weighed = {order.id: parcel_weight(order.lines, order.weights) for order in batch}
+    holds = [(o.id, ShipHold.MISSING_WEIGHT.value, "no weight in the catalog for " + ", ".join(weighed[o.id].missing))
+             for o in batch if weighed[o.id].grams is None]
+    ready = [o for o in batch if weighed[o.id].grams is not None]
+    problems = batch_problems([
+        Candidate(o.id, f"{o.channel} {o.number}", weighed[o.id].grams, o.ship_to.street1 if o.ship_to else None,
+                  o.ship_to.country if o.ship_to else None)
+        for o in ready])
+    if problems:  # bad data upstream: nothing of this batch is bought; the orders named wait
+        outcome.problems = [problem.detail for problem in problems]
+        holds += [(problem.key, problem.reason, problem.detail) for problem in problems]
+        _hold(holds)
+        outcome.holds = holds
+        return outcome
+    grams = {o.id: weighed[o.id].grams or 0 for o in ready}
+    checks, quotes = _again(lambda: verify_and_quote(ready, grams, ship_from), "verify-and-quote") \
+        if ready else ({}, {})
+    holds += [(o.id, Hold.INCOMPLETE_ADDRESS.value, checks[o.id].message) for o in ready if not checks[o.id].ok]
+    ready = [o for o in ready if checks[o.id].ok]
+    # A carrier without address validation (Karrio's generic carrier) checked nothing: the
+    # order's own checks (intake's incomplete_address, the gate's empty address) stand alone,
+    # and the label's ledger row says it went unverified.
+    unverified = {o.id for o in ready if not checks[o.id].checked}
+    choices = []
+    for order in ready:
+        shipment_id, rates = quotes[order.id]
+        promised_by = (order.placed_at + timedelta(days=promise_days)).date()
+        chosen = choose_rate([RateOption(r.id, r.carrier, r.service, r.amount, r.delivery_days) for r in rates],
+                             today, promised_by)
+        if chosen is None:
+            holds.append((order.id, ShipHold.NO_RATE.value, "the carrier quoted no service"))
+        else:
+            choices.append(Choice(order, shipment_id, chosen.id, promised_by, order.id not in unverified))
+    _hold(holds)
+    outcome.holds = holds
+    bought = set(_again(lambda: buy_labels(choices, flow_run_id), "buy-labels")) if choices else set()
+    outcome.bought = len(bought)
+    outcome.unverified = len(bought & unverified)
+    outcome.shipped = [o for o in ready if o.id in bought]
+    return outcome
+
+
+def _hold(holds: list[tuple[int, str, str | None]]) -> None:
+    if holds:
+        with unit_of_work(_db()) as session:
+            store.hold_for_shipping(session, holds)
+
+
 def verify_and_quote(orders: list[ToShip], grams: dict[int, int], ship_from: Address
                      ) -> tuple[dict[int, AddressCheck], dict[int, tuple[str, list[Rate]]]]:
     """The carrier's verdict on each order's ship-to address, then, for each address it did
     not refuse, a shipment created with the order's label key as the reference and its rates.
 
-    One task for the batch's carrier reads (the client retries transient failures; a retry
-    of the task repeats reads only: a shipment created twice and never bought costs nothing).
+    Carrier reads only (the client retries transient failures): repeating it costs nothing
+    (a shipment created twice and never bought costs nothing).
     """
     blank = Address()
     checks = {order.id: carrier().verify_address(order.ship_to or blank) for order in orders}
@@ -88,9 +191,8 @@ class Choice:
     address_checked: bool = True  # False: the carrier has no address validation; bought unverified
 
 
-# Safe to retry whole: an order whose label went is skipped by its ledger row, and one whose
+# Safe to repeat whole: an order whose label went is skipped by its ledger row, and one whose
 # answer was lost (or whose record a crash cut off) is found by its reference before any second buy.
-@ship_task(name="buy-labels", retries=2, retry_delay_seconds=10)
 def buy_labels(choices: list[Choice], flow_run_id: str | None) -> list[int]:
     """Buys each chosen label once and records it; returns the orders that have their label now.
 

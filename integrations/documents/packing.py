@@ -105,7 +105,11 @@ def _fit(text: str, characters: int) -> str:
 
 
 def render_pick_list(slips: Sequence[PackingSlip], run: str) -> bytes:
-    """Units to pick per SKU over every slip, and which orders take them."""
+    """Units to pick per SKU over every slip, and which orders take them.
+
+    A SKU's row goes on over the next page when its orders do not fit on one (thousands of
+    orders in a run); the heading row is repeated on every page.
+    """
     totals: dict[str, tuple[str, int, list[str]]] = {}
     for slip in slips:
         for line in slip.lines:
@@ -120,14 +124,17 @@ def render_pick_list(slips: Sequence[PackingSlip], run: str) -> bytes:
         for sku, (title, units, orders) in sorted(totals.items())]
     story = [Paragraph(f"Pick list {escape(run)}", styles["Title"]),
              Paragraph(f"{len(slips)} orders, {sum(t[1] for t in totals.values())} units", body),
-             Spacer(1, 0.2 * inch), _table(rows, document.width, shares=(0.2, 0.4, 0.08, 0.32))]
+             Spacer(1, 0.2 * inch), _table(rows, document.width, shares=(0.18, 0.3, 0.08, 0.44))]
     page_footer = footer(lambda canvas: f"Pick list {run}")
     document.build(story, onFirstPage=page_footer, onLaterPages=page_footer)
     return buffer.getvalue()
 
 
 def _table(rows: Sequence[Sequence[object]], width: float, shares: Sequence[float] = (0.22, 0.63, 0.15)) -> Table:
-    table = Table([list(row) for row in rows], colWidths=[share * width for share in shares], repeatRows=1)
+    # splitInRow: a row taller than the room left (a SKU's orders, in a big run) is split
+    # across pages rather than failing the layout.
+    table = Table([list(row) for row in rows], colWidths=[share * width for share in shares], repeatRows=1,
+                  splitInRow=1)
     table.setStyle(TableStyle([
         ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
         ("LINEBELOW", (0, 0), (-1, 0), 0.75, colors.black),

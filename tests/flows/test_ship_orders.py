@@ -127,6 +127,7 @@ def test_every_ready_order_gets_one_label_one_fulfillment_and_its_papers(depot: 
     assert {channel: depot.fulfillments(channel) for channel in CHANNELS} == {c: by_channel.get(c, 0) for c in CHANNELS}
     papers = [Path(p) for run in runs for p in run["documents"]]
     assert any(p.name == "packing-slips.pdf" and p.read_bytes().startswith(b"%PDF") for p in papers)
+    _papers_carry_every_shipped_order(depot.url, papers, set(shipped))
 
     with unit_of_work(depot.url) as session:
         exported = list(EXPORTS["shipments"](session))
@@ -137,6 +138,29 @@ def test_every_ready_order_gets_one_label_one_fulfillment_and_its_papers(depot: 
     again = _ship()
     assert (again["orders_considered"], again["labels_bought"], again["fulfillments_written"]) == (0, 0, 0)
     assert depot.carrier.stats["buy_requests"] == buys
+
+
+def _papers_carry_every_shipped_order(url: str, papers: list[Path], shipped: set[int]) -> None:
+    """A packing slip per shipped order (its number on it) and the order on a pick list; every page renders."""
+    if not (shutil.which("pdftotext") and shutil.which("pdftoppm")):
+        return
+    with unit_of_work(url) as session:
+        numbers = set(session.scalars(select(Order.number).where(Order.id.in_(list(shipped)))))
+    slip_pages, picked = [], ""
+    for path in papers:
+        text = subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
+                              text=True).stdout
+        pages = [page for page in text.split("\f") if page.strip()]
+        if path.name == "packing-slips.pdf":
+            slip_pages += pages
+        else:
+            picked += text
+        rendered = subprocess.run(["pdftoppm", "-r", "15", "-png", str(path), str(path.with_suffix(""))],
+                                  check=True, capture_output=True)
+        assert rendered.returncode == 0 and len(list(path.parent.glob(f"{path.stem}-*.png"))) == len(pages)
+    on_slips = [next((n for n in numbers if f"Order {n} (" in page), None) for page in slip_pages]
+    assert sorted(n for n in on_slips if n) == sorted(numbers)  # one slip page each (no slip runs over here)
+    assert all(number in picked for number in numbers)
 
 
 def test_bad_orders_are_held_with_a_named_reason_and_nothing_is_bought_for_them(depot: Depot) -> None:

@@ -68,3 +68,20 @@ def test_a_slip_too_long_for_a_page_goes_on_over_pages_with_every_line(tmp_path:
     pages = [page for page in _text(render_packing_slips([long], FROM), tmp_path) if page.strip()]
     assert len(pages) >= 2 and all("#2002" in page for page in pages)
     assert all(any(f"SKU-{n:03d}" in page for page in pages) for n in range(90))
+
+
+@needs_poppler
+def test_a_pick_list_of_thousands_of_orders_goes_on_over_pages_with_every_order(tmp_path: Path) -> None:
+    many = [PackingSlip(f"#{n}", "shopify", (f"Buyer {n}", f"{n} Main St", "Austin TX 78701", "US"),
+                        (SlipLine("MUG-1", "Stoneware mug", 1),) + ((SlipLine("TEE-1", "Tee", 2),) if n % 3 == 0 else ()))
+            for n in range(1, 2501)]  # one SKU's orders are far more than a page holds
+    pdf = render_pick_list(many, "big run")
+    pages = [page for page in _text(pdf, tmp_path) if page.strip()]
+    assert len(pages) >= 3 and all("Orders" in page for page in pages)  # the heading on every page
+    assert "2500 orders, 4166 units" in pages[0]
+    numbers = [word for page in pages for word in page.replace(",", " ").split() if word.startswith("#")]
+    assert sorted(numbers) == sorted([f"#{n}" for n in range(1, 2501)] + [f"#{n}" for n in range(3, 2501, 3)])
+    path = tmp_path / "pick.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "20", "-png", str(path), str(tmp_path / "pick")], check=True)
+    assert len(list(tmp_path.glob("pick-*.png"))) == len(pages)
