@@ -4,6 +4,7 @@ channel once; exchanges replaced; bad requests refused with nothing paid."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -317,3 +318,25 @@ def test_money_a_channel_refunded_itself_is_recorded_never_paid_again(desk: Desk
         assert desk.gateway.refunds_created(reference) == (1 if paid_here else 0)
     # Every refund through Stripe, once; the channel's own record of it stands in for telling it again.
     assert desk.gateway.refunds_created() == sum(1 for rows in by_rma.values() for gateway, _ in rows if gateway == "stripe")
+
+
+def test_a_refund_the_gateway_fails_is_told_to_the_clerks_once_and_never_paid_again(desk: Desk) -> None:
+    [pick] = desk.returnable()
+    rma = _open(desk, pick, "defective")
+    _process()
+    receive_return(desk.url, rma, "resellable", "dock")
+    with unit_of_work(desk.url) as session:
+        reference = session.scalar(select(Order.payment_reference).join(Return, Return.order_id == Order.id)
+                                   .where(Return.rma == rma))
+    desk.gateway.fail_refunds(reference)  # the buyer's card is gone: Stripe takes the refund, then fails it
+    slack_before = len(desk.world.slack.messages)
+    runs = [_process() for _ in range(4)]
+    assert sum(run["refunds_issued"] for run in runs) == 1 and sum(run["refunds_failed"] for run in runs) == 1
+    assert sum(run["alerts_sent"] for run in runs) == 1
+    told = json.dumps([m.to_json() for m in desk.world.slack.messages[slack_before:]])
+    assert rma in told and "@" not in told
+    with unit_of_work(desk.url) as session:
+        refund = session.scalar(select(Refund).join(Return, Return.id == Refund.return_id).where(Return.rma == rma))
+    assert refund is not None and (refund.status, refund.channel_ref) == ("failed", None)
+    assert "expired_or_canceled_card" in (refund.failure_reason or "")
+    assert desk.gateway.refunds_created(reference) == 1 and _status(desk.url, rma) == "received"
