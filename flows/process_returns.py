@@ -74,8 +74,9 @@ def _decide_requested(policy: ReturnPolicy, batch_size: int, tally: _Tally) -> N
         tally.waiting += record_return_decisions(quote(decisions), f"flow:{FLOW}")
 
 
-def _settle_received(policy: ReturnPolicy, batch_size: int, tally: _Tally) -> None:
-    """Received goods: refunds written down, exchanges replaced, store credit recorded."""
+def _settle_received(policy: ReturnPolicy, batch_size: int, tally: _Tally, can_pay: bool) -> None:
+    """Received goods: refunds written down (when a gateway is set up; else they wait),
+    exchanges replaced, store credit recorded."""
     after = 0
     while batch := load_returns(["received"], after, batch_size, unsettled=True):
         after = batch[-1][0].id
@@ -87,6 +88,9 @@ def _settle_received(policy: ReturnPolicy, batch_size: int, tally: _Tally) -> No
             fee = view.label_cost or Decimal(0) if view.label_paid_by == Payer.CUSTOMER else Decimal(0)
             quoted = quote_refund(_request(view), facts, policy, fee).total
             due = quoted - view.channel_refunded
+            paid_here = view.resolution == Resolution.REFUND and due > 0 and view.payment_gateway == GATEWAY
+            if paid_here and not can_pay:
+                continue  # settled whole once a gateway is set up, the channel's share with it
             if view.channel_refunded > 0:  # the channel moved this much itself: recorded, never paid again
                 settled.append((view, view.channel, view.channel_refunded, view.external_id or view.rma))
             if view.resolution == Resolution.STORE_CREDIT:
@@ -138,7 +142,7 @@ def process_returns(batch_size: int = 200) -> dict[str, Any]:
             while batch := load_returns(["approved"], after, batch_size):
                 after = batch[-1][0].id
                 tally.labels += len(buy_return_labels(quote([view for view, _ in batch]), warehouse, flow_run.get_id()))
-        _settle_received(policy, batch_size, tally)
+        _settle_received(policy, batch_size, tally, can_pay=bool(settings.stripe_api_key))
         paid, refused = pay_refunds() if settings.stripe_api_key else ([], [])
         ended = follow_refunds() if settings.stripe_api_key else []
         tally.failed += [refund.rma or refund.key for refund, _ in refused]
