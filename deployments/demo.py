@@ -16,7 +16,7 @@ import os
 import shlex
 import shutil
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,10 +37,12 @@ class Sandboxes:
     slack: Any
     urls: dict[str, str]
     env: dict[str, str]
+    carrier: Any = None  # the EasyPost sandbox
+    gateway: Any = None  # the Stripe sandbox, over the channels' store
 
 
-def clerk_env(channels: dict[str, Any], urls: dict[str, str]) -> dict[str, str]:
-    """The `CLERK_*` settings for the three channels and Slack served at `urls`."""
+def clerk_env(channels: dict[str, Any], urls: dict[str, str], carrier: Any, gateway: Any) -> dict[str, str]:
+    """The `CLERK_*` settings for the three channels, Slack, EasyPost and Stripe served at `urls`."""
     shop, woo, mage = channels["shopify"], channels["woocommerce"], channels["magento"]
     return {
         "CLERK_SHOPIFY_SHOP_URL": urls["shopify"],
@@ -55,24 +57,33 @@ def clerk_env(channels: dict[str, Any], urls: dict[str, str]) -> dict[str, str]:
         "CLERK_SLACK_API_URL": f"{urls['slack']}/api/",
         "CLERK_SLACK_BOT_TOKEN": SLACK_TOKEN,
         "CLERK_SLACK_CHANNEL": SLACK_CHANNEL,
+        "CLERK_CARRIER": "easypost",
+        "CLERK_EASYPOST_API_URL": urls["easypost"],
+        "CLERK_EASYPOST_API_KEY": carrier.api_key,
+        "CLERK_STRIPE_API_URL": urls["stripe"],
+        "CLERK_STRIPE_API_KEY": gateway.api_key,
     }
 
 
 @contextmanager
 def running_sandboxes(orders: int, seed: int, fault_rate: float = 0.0, port: int = 0) -> Iterator[Sandboxes]:
-    """Serves the three channels over one seeded store, and Slack, until the block ends.
+    """Serves the three channels over one seeded store, Slack, EasyPost and Stripe (holding the
+    store's payments) until the block ends.
 
     Args:
-        port: the first of four consecutive ports; 0 picks free ones.
+        port: the first of six consecutive ports; 0 picks free ones.
     """
     from integrations.sandbox.__main__ import VENDORS, build_sandboxes, serving
+    from integrations.sandbox.easypost import create_easypost_app
     from integrations.sandbox.slack import create_slack_app
+    from integrations.sandbox.stripe import create_stripe_app
 
     channels = build_sandboxes(VENDORS, orders, seed, fault_rate)
     slack = create_slack_app(token=SLACK_TOKEN)
-    with serving(channels | {"slack": slack}, port=port) as servers:
+    carrier, gateway = create_easypost_app(), create_stripe_app(channels["shopify"].store)
+    with serving(channels | {"slack": slack, "easypost": carrier, "stripe": gateway}, port=port) as servers:
         urls = {name: server.url for name, server in servers.items()}
-        yield Sandboxes(channels, slack, urls, clerk_env(channels, urls))
+        yield Sandboxes(channels, slack, urls, clerk_env(channels, urls, carrier, gateway), carrier, gateway)
 
 
 def serve_sandboxes(orders: int, seed: int, fault_rate: float, port: int = 0) -> None:
@@ -247,9 +258,6 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
     from deployments.writers import write_records
     from integrations import wiring
     from models.db import unit_of_work, upgrade
-    from integrations.sandbox.easypost import create_easypost_app
-    from integrations.sandbox.stripe import create_stripe_app
-    from integrations.sandbox.server import serve_in_thread
     from integrations.sandbox.smtp import SmtpSandbox
     from models.exports import EXPORTS
 
@@ -257,19 +265,15 @@ def run_demo(workdir: Path, orders: int = 3000, seed: int = 7) -> int:
         shutil.rmtree(workdir)
     (workdir / "exports").mkdir(parents=True)
     url = f"sqlite:///{(workdir / 'clerk.db').resolve()}"
-    print(f"Starting the Shopify, WooCommerce, Magento and Slack sandboxes over one seeded store of {orders} orders…",
+    print(f"Starting the Shopify, WooCommerce, Magento, Slack, EasyPost and Stripe sandboxes over one seeded store "
+          f"of {orders} orders…",
           flush=True)
-    carrier = create_easypost_app()
-    with ExitStack() as stack, running_sandboxes(orders, seed) as sandboxes, SmtpSandbox() as mail, \
-            serve_in_thread(carrier) as easypost:
+    with running_sandboxes(orders, seed) as sandboxes, SmtpSandbox() as mail:
         store = sandboxes.channels["shopify"].store  # every channel's view shares the catalog and stock
-        gateway = create_stripe_app(store)
-        stripe = stack.enter_context(serve_in_thread(gateway))
+        gateway = sandboxes.gateway
         secrets = {f"CLERK_{channel.upper()}_WEBHOOK_SECRET": secret for channel, secret in WEBHOOK_SECRETS.items()}
         office = {"CLERK_DATABASE_URL": url, "CLERK_SMTP_URL": mail.url, "CLERK_SMTP_FROM": "buyer@clerk.example",
-                  "CLERK_CONFIG": str(_write_config(workdir, store.catalog_rows())), "CLERK_CARRIER": "easypost",
-                  "CLERK_EASYPOST_API_URL": easypost.url, "CLERK_EASYPOST_API_KEY": carrier.api_key,
-                  "CLERK_STRIPE_API_URL": stripe.url, "CLERK_STRIPE_API_KEY": gateway.api_key}
+                  "CLERK_CONFIG": str(_write_config(workdir, store.catalog_rows()))}
         os.environ.update(sandboxes.env | secrets | office)
         wiring.reset()
         upgrade(url)
