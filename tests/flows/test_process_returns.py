@@ -340,3 +340,15 @@ def test_a_refund_the_gateway_fails_is_told_to_the_clerks_once_and_never_paid_ag
     assert refund is not None and (refund.status, refund.channel_ref) == ("failed", None)
     assert "expired_or_canceled_card" in (refund.failure_reason or "")
     assert desk.gateway.refunds_created(reference) == 1 and _status(desk.url, rma) == "received"
+
+
+def test_without_a_gateway_received_returns_wait_for_their_refund(desk: Desk, use_env: Any) -> None:
+    [pick] = desk.returnable()
+    rma = _open(desk, pick, "defective")
+    _process()
+    receive_return(desk.url, rma, "resellable", "dock")
+    use_env(desk.env | {"CLERK_STRIPE_API_KEY": ""})
+    assert _process()["refunds_issued"] == 0
+    assert _status(desk.url, rma) == "received" and desk.gateway.refunds_created() == 0
+    use_env(desk.env)  # set up at last: the refund goes
+    assert _process()["refunds_issued"] == 1 and desk.gateway.refunds_created() == 1
