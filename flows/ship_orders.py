@@ -14,7 +14,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from domain.orders import Address
@@ -43,7 +45,9 @@ def warehouse_address(ship_from: ShipFrom) -> Address:
 
 # Papers (one pick list, a packing slip an order) are printed for this many shipped orders at
 # a time, not per batch: a pick list is a picking wave, and a PDF's own cost is paid once a
-# wave. A run killed part-way leaves at most this many bought orders without their papers.
+# wave. They are drawn in the background (one worker thread) while the next batches are
+# bought, and waited for before the run ends. A run killed part-way leaves at most this many
+# bought orders (plus those still drawing) without their papers.
 PAPERS_EVERY = 1000
 
 
@@ -55,6 +59,7 @@ class _Tally:
         self.documents: list[str] = []
         self._run, self._ship_from = run, list(_lines(ship_from))
         self._unprinted: list[ToShip] = []
+        self._printing: list[PrefectFuture[list[str]]] = []
 
     def add(self, outcome: BatchOutcome) -> None:
         self.considered += outcome.considered
@@ -68,10 +73,18 @@ class _Tally:
             self.print_papers()
 
     def print_papers(self) -> None:
-        """The papers of the orders shipped since the last print."""
+        """Starts drawing the papers of the orders shipped since the last print."""
         if self._unprinted:
             shipped, self._unprinted = self._unprinted, []
-            self.documents += render_shipping_documents(quote(shipped), f"{self._run}-{shipped[0].id}", self._ship_from)
+            self._printing.append(render_shipping_documents.submit(quote(shipped), f"{self._run}-{shipped[0].id}",
+                                                                    self._ship_from))
+
+    def papers_printed(self) -> None:
+        """Prints what is left and waits for every print (a failed one raises)."""
+        self.print_papers()
+        printing, self._printing = self._printing, []
+        for future in printing:
+            self.documents += future.result()
 
 
 def _lines(address: Address) -> tuple[str, ...]:
@@ -79,7 +92,7 @@ def _lines(address: Address) -> tuple[str, ...]:
                                    f"{address.city}, {address.province} {address.postal_code}", address.country) if part)
 
 
-@flow(name=FLOW)
+@flow(name=FLOW, task_runner=ThreadPoolTaskRunner(max_workers=1))  # papers only are submitted
 def ship_orders(batch_size: int | None = None) -> dict[str, Any]:
     """Buys a label for every accepted, unshipped order, once, and tells its channel.
 
@@ -107,7 +120,7 @@ def ship_orders(batch_size: int | None = None) -> dict[str, Any]:
                 after = outcome.last_id
                 tally.add(outcome)
         finally:  # the labels bought have their papers, also when a batch failed
-            tally.print_papers()
+            tally.papers_printed()
         written, unwritable = write_fulfillments(flow_run.get_id())
         if tally.unverified:
             logger.warning("ship-orders: %d labels bought to addresses the carrier could not verify "

@@ -97,7 +97,10 @@ def orders_to_ship(session: Session, after_id: int, limit: int) -> list[ToShip]:
     rows = session.execute(
         select(Order.id, Order.channel, Order.external_id, Order.number, Order.placed_at)
         .where(Order.id > after_id, Order.status == "accepted", Order.requires_shipping.is_(True),
-               Order.lifecycle == "open", ~Order.id.in_(select(Shipment.order_id)))
+               Order.lifecycle == "open", ~Order.id.in_(select(Shipment.order_id)),
+               # in SQL, not after: a batch of orders with nothing of ours to ship would read as the end
+               Order.id.in_(select(OrderLine.order_id).where(OrderLine.sku.is_not(None),
+                                                            OrderLine.requires_shipping.is_(True))))
         .order_by(Order.id).limit(limit)
     ).all()
     ids = [row[0] for row in rows]
@@ -115,7 +118,7 @@ def orders_to_ship(session: Session, after_id: int, limit: int) -> list[ToShip]:
     return [
         ToShip(order_id, channel, external_id, number, placed_at, lines[order_id], titles[order_id],
                {sku: weights.get(sku) for sku in lines[order_id]}, _address(addresses.get(order_id)))
-        for order_id, channel, external_id, number, placed_at in rows if lines[order_id]
+        for order_id, channel, external_id, number, placed_at in rows
     ]
 
 

@@ -15,7 +15,7 @@ TRANSACTIONS_PER_ORDER_READ = 5  # the payment is among the first: a sale, or an
 
 _MONEY = "shopMoney { amount currencyCode }"
 
-ORDER_FIELDS = f"""
+_ORDER_BASICS = f"""
 id name createdAt updatedAt processedAt cancelledAt closed closedAt
 displayFulfillmentStatus currencyCode taxesIncluded requiresShipping
 totalPriceSet {{ {_MONEY} }}
@@ -26,8 +26,10 @@ email phone
 customer {{ id firstName lastName defaultEmailAddress {{ emailAddress }} defaultPhoneNumber {{ phoneNumber }} }}
 shippingAddress {{ name firstName lastName company address1 address2 city province provinceCode zip countryCodeV2 phone }}
 risk {{ recommendation assessments {{ riskLevel }} }}
-transactions(first: {TRANSACTIONS_PER_ORDER_READ}) {{ kind status gateway paymentId }}
 """
+PAYMENT_FIELDS = "kind status gateway paymentId"
+# A page of orders reads the first few transactions; a bulk export takes no sizes at all.
+ORDER_FIELDS = _ORDER_BASICS + f"transactions(first: {TRANSACTIONS_PER_ORDER_READ}) {{ {PAYMENT_FIELDS} }}\n"
 
 LINE_FIELDS = f"""
 id sku title quantity requiresShipping
@@ -68,7 +70,8 @@ BULK_ORDERS_QUERY = f"""
 {{
   orders(sortKey: UPDATED_AT) {{
     edges {{ node {{
-      {ORDER_FIELDS}
+      {_ORDER_BASICS}
+      transactions {{ {PAYMENT_FIELDS} }}
       lineItems {{ edges {{ node {{ {LINE_FIELDS} }} }} }}
     }} }}
   }}

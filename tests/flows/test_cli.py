@@ -153,7 +153,8 @@ def test_clerk_sandbox_prints_urls_and_settings_that_reach_every_sandbox(tmp_pat
         assert pasted.slack_channel == "#clerk-alerts" and pasted.slack_bot_token
         env = dict(shlex.split(line)[1].split("=", 1) for line in lines if line.startswith("export CLERK_"))
         urls = {line.split()[0]: line.split()[1] for line in lines if line.startswith("  ")}
-        assert set(urls) == {"shopify", "woocommerce", "magento", "slack"}
+        assert set(urls) == {"shopify", "woocommerce", "magento", "slack", "easypost", "stripe"}
+        assert pasted.carrier == "easypost" and pasted.stripe_api_key
 
         shop = httpx.post(f"{env['CLERK_SHOPIFY_SHOP_URL']}/admin/api/{env['CLERK_SHOPIFY_API_VERSION']}/graphql.json",
                           json={"query": "{ shop { name } }"},
@@ -170,6 +171,11 @@ def test_clerk_sandbox_prints_urls_and_settings_that_reach_every_sandbox(tmp_pat
                            headers={"Authorization": f"Bearer {env['CLERK_SLACK_BOT_TOKEN']}"})
         assert slack.json()["ok"] is True
         assert env["CLERK_SLACK_CHANNEL"] == "#clerk-alerts"  # quoted for the shell, read back whole
+        stripe = httpx.get(f"{env['CLERK_STRIPE_API_URL']}/v1/refunds",
+                           headers={"Authorization": f"Bearer {env['CLERK_STRIPE_API_KEY']}"})
+        assert stripe.status_code == 200 and stripe.json()["object"] == "list"
+        carrier = httpx.get(f"{env['CLERK_EASYPOST_API_URL']}/v2/shipments", auth=(env["CLERK_EASYPOST_API_KEY"], ""))
+        assert carrier.status_code == 200
 
         # One store behind the three storefronts: its 90 orders are dealt among them.
         stats = [httpx.get(f"{urls[name]}/sandbox/stats").json() for name in ("shopify", "woocommerce", "magento")]

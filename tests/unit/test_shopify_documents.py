@@ -94,7 +94,7 @@ def test_requested_cost_counts_connections_objects_and_mutations() -> None:
     # Nested connections multiply.
     assert requested_cost("{ orders(first: 2) { nodes { lineItems(first: 3) { nodes { id } } } } }") == 2 + 2 * (1 + 2 + 3)
     assert requested_cost("mutation { tagsAdd(id: \"x\", tags: []) { userErrors { message } } }") == 11
-    assert requested_cost(queries.ORDERS_PAGE, {"first": 10}) == 933
+    assert requested_cost(queries.ORDERS_PAGE, {"first": 10}) == 953
 
 
 @pytest.mark.parametrize("name", ["SetStock", "CreateRefund"])
