@@ -352,3 +352,50 @@ def test_without_a_gateway_received_returns_wait_for_their_refund(desk: Desk, us
     assert _status(desk.url, rma) == "received" and desk.gateway.refunds_created() == 0
     use_env(desk.env)  # set up at last: the refund goes
     assert _process()["refunds_issued"] == 1 and desk.gateway.refunds_created() == 1
+
+
+def test_a_refund_waits_on_a_form_in_the_prefect_ui_and_a_timeout_leaves_it_pending(
+    database_url: str, tmp_path: Path, use_env: Any
+) -> None:
+    import threading
+
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.approvals import await_approval
+    from models import Approval, AuditEntry
+
+    with ExitStack() as stack:
+        desk = _open_a_desk(stack, database_url, tmp_path, use_env, refund_above="0.50")
+        first, second = desk.returnable(count=2)
+        timed_out, decided = _open(desk, first, "defective"), _open(desk, second, "defective")
+        _process()
+        ids = {a["subject"]: a["id"] for a in list_approvals(desk.url)}
+
+        result = await_approval(ids[timed_out], timeout_hours=2 / 3600, poll_seconds=1)
+        assert (result["decision"], result["timed_out"]) == ("waiting", True)
+        assert _status(desk.url, timed_out) == "awaiting_approval"  # pending, never approved
+
+        outcome: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: outcome.update(await_approval(ids[decided], poll_seconds=1)), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while True:
+            with unit_of_work(desk.url) as session:
+                run_id = session.scalar(select(Approval.pause_run_id).where(Approval.id == ids[decided]))
+            if run_id:
+                with get_client(sync_client=True) as client:
+                    state = client.read_flow_run(run_id).state
+                if state is not None and state.is_paused():
+                    break
+            assert time.monotonic() < deadline, "the run never paused"
+            time.sleep(0.2)
+        resume_flow_run(run_id, run_input={"approve": True, "by": "mia", "note": "loyal customer"})
+        thread.join(timeout=60)
+        assert (outcome["decision"], outcome["by"]) == ("approved", "mia")
+        assert _status(desk.url, decided) == "approved"
+        with unit_of_work(desk.url) as session:
+            audit = session.scalars(select(AuditEntry.actor).where(AuditEntry.subject == decided,
+                                                                  AuditEntry.action == "refund.approved")).all()
+        assert audit == ["mia"]
+        assert _process()["labels_bought"] == 1 and desk.carrier.labels_bought(f"return-label:{decided}") == 1
