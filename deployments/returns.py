@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.returns import (Condition, Resolution, ReturnInputError, ReturnRequest, check_request, on_receipt,
-                            parse_reason)
+from domain.returns import (REFUND_GATEWAY, Condition, Resolution, ReturnInputError, ReturnRequest, check_request,
+                            on_receipt, parse_reason)
 from models import returns_store, shipping_store
 from models.base import utcnow
 from models.db import unit_of_work
 from models.orders import Order
-
-GATEWAY = "stripe"  # the gateway Clerk refunds through
 
 
 def parse_lines(texts: list[str]) -> dict[str, int]:
@@ -43,9 +41,9 @@ def create_return(database_url: str, number: str, channel: str | None, lines: di
         order = shipping_store.order_by_number(session, number, channel)
         check_request(request, returns_store.order_facts(session, order.id))
         gateway = session.get(Order, order.id).payment_gateway  # type: ignore[union-attr]
-        if request.resolution is Resolution.REFUND and gateway != GATEWAY:
+        if request.resolution is Resolution.REFUND and gateway != REFUND_GATEWAY:
             raise ReturnInputError("other_gateway", f"{order.number} was paid through {gateway or 'an unknown gateway'}; "
-                                                    f"Clerk refunds through {GATEWAY} only (refund it there, or "
+                                                    f"Clerk refunds through {REFUND_GATEWAY} only (refund it there, or "
                                                     "ask for an exchange or store credit)")
         rma, _ = returns_store.open_return(session, order.id, lines, request.reason.value, request.resolution.value,
                                            request.requested_at, by)

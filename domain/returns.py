@@ -18,6 +18,9 @@ from typing import Protocol
 from domain.money import minor_unit
 
 
+REFUND_GATEWAY = "stripe"  # the gateway Clerk pays refunds through; an order paid elsewhere is refunded by hand
+
+
 class ReturnReason(StrEnum):
     DAMAGED = "damaged"
     DEFECTIVE = "defective"

@@ -16,8 +16,9 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from domain.attention import summarise_groups
-from domain.returns import (Decision, OrderFacts, Payer, Resolution, ReturnInputError, ReturnPolicy, ReturnReason,
-                            ReturnRequest, Verdict, check_request, decide, policy_from_settings, quote_refund)
+from domain.returns import (REFUND_GATEWAY, Decision, OrderFacts, Payer, Resolution, ReturnInputError, ReturnPolicy,
+                            ReturnReason, ReturnRequest, Verdict, check_request, decide, policy_from_settings,
+                            quote_refund)
 from flows.alerting import tell_once, trouble_reported
 from flows.approvals import ask_in_the_ui
 from flows.ship_orders import warehouse_address
@@ -28,7 +29,6 @@ from tasks.returns import (Owed, buy_return_labels, close_returns, create_replac
                            tell_channels_of_refunds, write_down_refunds)
 
 FLOW = "process-returns"
-GATEWAY = "stripe"  # the gateway Clerk refunds through; an order paid elsewhere is refunded by hand
 
 
 def _request(view: ReturnView) -> ReturnRequest:
@@ -60,17 +60,17 @@ def _decide_requested(policy: ReturnPolicy, batch_size: int, tally: _Tally) -> N
     while batch := load_returns(["requested"], after, batch_size):
         after = batch[-1][0].id
         tally.considered += len(batch)
-        decisions, refused = [], []
+        decisions, refused = [], {}
         for view, facts in batch:
             made = _decide(view, facts, policy)
             if isinstance(made, Decision):
                 decisions.append((view.id, made))
                 tally.verdicts[made.verdict.value] += 1
-            else:
-                refused.append((view.id, "declined", f"{made[0]}: {made[1]}"))
+            else:  # declined, the input error named as its rule
+                refused.setdefault(made[0], []).append((view.id, "declined", made[1]))
                 tally.verdicts["declined"] += 1
-        if refused:
-            close_returns(refused)
+        for code, closing in refused.items():
+            close_returns(closing, code)
         tally.waiting += record_return_decisions(quote(decisions), f"flow:{FLOW}")
 
 
@@ -88,7 +88,7 @@ def _settle_received(policy: ReturnPolicy, batch_size: int, tally: _Tally, can_p
             fee = view.label_cost or Decimal(0) if view.label_paid_by == Payer.CUSTOMER else Decimal(0)
             quoted = quote_refund(_request(view), facts, policy, fee).total
             due = quoted - view.channel_refunded
-            paid_here = view.resolution == Resolution.REFUND and due > 0 and view.payment_gateway == GATEWAY
+            paid_here = view.resolution == Resolution.REFUND and due > 0 and view.payment_gateway == REFUND_GATEWAY
             if paid_here and not can_pay:
                 continue  # settled whole once a gateway is set up, the channel's share with it
             if view.channel_refunded > 0:  # the channel moved this much itself: recorded, never paid again
@@ -98,7 +98,7 @@ def _settle_received(policy: ReturnPolicy, batch_size: int, tally: _Tally, can_p
             elif due <= 0:
                 if view.channel_refunded <= 0:
                     closing.append((view.id, "closed", f"nothing owed: fees take the whole {quoted} {view.currency}"))
-            elif view.payment_gateway != GATEWAY:
+            elif view.payment_gateway != REFUND_GATEWAY:
                 closing.append((view.id, "closed", f"paid with {view.payment_gateway or 'an unknown gateway'}: "
                                                    f"refund {due} {view.currency} there by hand"))
                 tally.by_hand.append(view.rma)

@@ -154,10 +154,10 @@ def returns_in(session: Session, statuses: Sequence[str], after_id: int = 0, lim
         lines[return_id][sku] = lines[return_id].get(sku, 0) + units
     addresses = {a.order_id: a for a in session.scalars(
         select(OrderAddress).where(OrderAddress.order_id.in_([row.order_id for row, *_ in found])))}
-    return [ReturnView(row.id, row.rma, row.channel, row.external_id, row.order_id, number, external_id, row.status, row.reason,
-                       row.resolution, row.requested_at, row.label_paid_by, lines[row.id], row.currency, row.channel_refunded, row.channel_recorded,
-                       row.label_cost, row.received_at is not None, gateway, reference,
-                       _address(addresses.get(row.order_id)))
+    return [ReturnView(row.id, row.rma, row.channel, row.external_id, row.order_id, number, external_id, row.status,
+                       row.reason, row.resolution, row.requested_at, row.label_paid_by, lines[row.id], row.currency,
+                       row.channel_refunded, row.channel_recorded, row.label_cost, row.received_at is not None,
+                       gateway, reference, _address(addresses.get(row.order_id)))
             for row, number, external_id, gateway, reference in found]
 
 
@@ -303,8 +303,12 @@ def create_replacement(session: Session, view: ReturnView, actor: str) -> str:
     return order.number
 
 
-def close_return(session: Session, return_id: int, status: str, detail: str | None) -> None:
-    session.execute(update(Return).where(Return.id == return_id).values(status=status, detail=detail, updated_at=utcnow()))
+def close_return(session: Session, return_id: int, status: str, detail: str | None, rule: str | None = None) -> None:
+    """Ends a return (declined or closed) with why; `rule` replaces the recorded one when given."""
+    values: dict[str, Any] = {"status": status, "detail": detail, "updated_at": utcnow()}
+    if rule:
+        values["rule"] = rule
+    session.execute(update(Return).where(Return.id == return_id).values(**values))
 
 
 def add_refund(session: Session, view: ReturnView, key: str, gateway: str, amount: Decimal,

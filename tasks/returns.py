@@ -96,10 +96,10 @@ def record_return_decisions(decisions: list, actor: str) -> list[str]:
 
 
 @returns_task(name="close-returns")
-def close_returns(closing: list[tuple[int, str, str | None]]) -> None:
+def close_returns(closing: list[tuple[int, str, str | None]], rule: str | None = None) -> None:
     with unit_of_work(_db()) as session:
         for return_id, status, detail in closing:
-            store.close_return(session, return_id, status, detail)
+            store.close_return(session, return_id, status, detail, rule)
 
 
 @returns_task(name="create-replacements")

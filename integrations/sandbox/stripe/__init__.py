@@ -2,7 +2,8 @@
 
 Every paid order the store took through Stripe (open, fulfilled or closed) has one
 succeeded PaymentIntent (`store.payment_intent_id(order.id)`, the id every channel sandbox
-renders) and its Charge for what the buyer paid; `add_payment` adds others. Like Stripe it takes the secret key as a Bearer token, reads form-encoded
+renders) and its Charge for what the buyer paid; `add_payment` adds others. Like Stripe it takes
+the secret key as a Bearer token, reads form-encoded
 bodies, answers `{"error": {"type", "code", "message", "param"}}` on refusals, refuses a
 refund over what is left (`amount_too_large`), of a charge fully refunded
 (`charge_already_refunded`) or disputed (`charge_disputed`), and honours `Idempotency-Key`:
