@@ -188,6 +188,31 @@ def web_url(text: str, setting: str, vendor: str) -> httpx.URL:
     return url
 
 
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing: every response's cookies are dropped unread."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class CookielessClient(httpx.Client):
+    """An httpx client that neither keeps nor sends cookies, for APIs that authenticate every
+    request themselves (EasyPost's key, label storage links). httpx reads every response's
+    cookies into its jar through urllib's cookie machinery (~0.05 ms a response); this skips it."""
+
+    @property  # type: ignore[override]
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        if cookies:
+            raise ValueError("a CookielessClient keeps no cookies")
+
+
+_NO_COOKIES = _NoCookies()
+
+
 class HttpClient:
     """A vendor client's HTTP connection (its own, or one lent to it), its retry policy, and closing.
 
@@ -204,11 +229,12 @@ class HttpClient:
     _policy: RetryPolicy
 
     def _connect(self, timeout: float, max_attempts: int, http: httpx.Client | None,
-                 sleep: Callable[[float], None], rng: random.Random | None) -> None:
-        """Opens a connection unless `http` is lent, closed then by its lender, not by `close()`."""
+                 sleep: Callable[[float], None], rng: random.Random | None, *, cookies: bool = True) -> None:
+        """Opens a connection unless `http` is lent, closed then by its lender, not by `close()`.
+        Without `cookies`, the connection opened keeps none (see `CookielessClient`)."""
         self._timeout = timeout
         self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=timeout)
+        self._http = http or (httpx.Client if cookies else CookielessClient)(timeout=timeout)
         self._policy = RetryPolicy(max_attempts=max_attempts, sleep=sleep, rng=rng or random.Random())
 
     def close(self) -> None:

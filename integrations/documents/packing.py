@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -36,6 +37,14 @@ class PackingSlip:
     channel: str
     ship_to: Sequence[str]
     lines: Sequence[SlipLine]
+
+
+def write_papers(slips: Sequence[PackingSlip], run: str, ship_from: Sequence[str], pick_path: str,
+                 packing_path: str) -> None:
+    """Writes the pick list and the packing slips of `slips` to the paths given (what a
+    process drawing papers for `ship-orders` is asked to do)."""
+    Path(pick_path).write_bytes(render_pick_list(slips, run))
+    Path(packing_path).write_bytes(render_packing_slips(slips, ship_from))
 
 
 def render_packing_slips(slips: Sequence[PackingSlip], ship_from: Sequence[str]) -> bytes:

@@ -83,7 +83,7 @@ class EasyPostClient(HttpClient):
         self._key = api_key
         self._auth = httpx.BasicAuth(api_key, "")
         self._base = str(self.api)  # ends in "/v2/": paths are ours, or EasyPost's ids, appended
-        self._connect(timeout, max_attempts, http, sleep, rng)
+        self._connect(timeout, max_attempts, http, sleep, rng, cookies=False)  # the key authenticates each call
         self._clock = clock
         self._trackers: dict[str, str] = {}  # tracking number -> EasyPost tracker id, once learnt
 
