@@ -26,7 +26,7 @@ from models import returns_store as store
 from models.db import unit_of_work
 from models.ledger import begin_effect, begin_effects, finish_effect, finish_effects
 from models.returns_store import RefundView, ReturnView
-from tasks.shipping import _LabelFiles as LabelFiles
+from tasks.shipping import LabelFiles
 
 log = logging.getLogger("clerk.returns")
 # Batches carry addresses: never hash them for a cache key.

@@ -210,7 +210,7 @@ def buy_labels(choices: list[Choice], flow_run_id: str | None) -> list[int]:
              hashlib.sha256(repr((c.order.id, sorted(c.order.lines.items()))).encode()).hexdigest())
             for c in choices], flow_run_id)
     bought: list[tuple[Choice, Label, Future[str | None] | None]] = []
-    files = _LabelFiles(cached_settings().toml.shipping.labels_dir)
+    files = LabelFiles(cached_settings().toml.shipping.labels_dir)
     try:
         for choice in choices:
             key = label_key(choice.order.id)
@@ -250,7 +250,7 @@ def _record(bought: list[tuple[Choice, Label, str | None]]) -> None:
         finish_effects(session, done)
 
 
-class _LabelFiles:
+class LabelFiles:
     """Stores printable labels under one folder (made once, on the first file)."""
 
     def __init__(self, folder: Path):
