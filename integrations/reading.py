@@ -145,3 +145,22 @@ def report_unreadable(problems: list[Unreadable], unreadable: list[Unreadable] |
         return
     for problem in problems:
         _log.warning("%s: return record %s left out: %s", channel, problem.external_id or "?", problem)
+
+
+class UnexpectedAnswer(ValueError):
+    """A vendor's 2xx answer without what it should carry; names the field, never a value."""
+
+
+def answer_object(value: Any, field: str) -> dict[str, Any]:
+    """`value` as a JSON object, or `UnexpectedAnswer` naming `field`."""
+    if not isinstance(value, dict):
+        raise UnexpectedAnswer(f"{field} is not an object")
+    return value
+
+
+def answer_text(payload: Payload, field: str) -> str:
+    """`payload[field]` as a non-empty string, or `UnexpectedAnswer` naming `field`."""
+    value = payload.get(field)
+    if not isinstance(value, str) or not value:
+        raise UnexpectedAnswer(f"{field} is missing")
+    return value

@@ -27,6 +27,7 @@ from typing import Any
 from domain.money import MoneyError, to_money
 from domain.orders import Address
 from integrations.protocols import AddressCheck, Label, Parcel, Payload, Rate, TrackerStatus, TrackingEvent
+from integrations.reading import UnexpectedAnswer, answer_object as _object, answer_text as _text
 
 MAX_PAGE_SIZE = 100  # EasyPost's largest page of a "retrieve all"
 SIGNATURE_HEADER = "x-hmac-signature"
@@ -54,10 +55,6 @@ STATUS_TO_CLERK: dict[str, TrackerStatus] = {
 }
 # A status EasyPost adds later is shown to a clerk rather than taken as progress.
 UNLISTED_STATUS = TrackerStatus.EXCEPTION
-
-
-class UnexpectedAnswer(ValueError):
-    """A 2xx answer without what it should carry; names the field, never a value."""
 
 
 # ---------------------------------------------------------------------------- requests
@@ -148,19 +145,6 @@ def build_tracker(tracking_number: str) -> Payload:
 
 
 # ---------------------------------------------------------------------------- answers
-
-
-def _object(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise UnexpectedAnswer(f"{field} is not an object")
-    return value
-
-
-def _text(payload: Mapping[str, Any], field: str) -> str:
-    value = payload.get(field)
-    if not isinstance(value, str) or not value:
-        raise UnexpectedAnswer(f"{field} is missing")
-    return value
 
 
 def _moment(value: Any) -> datetime | None:

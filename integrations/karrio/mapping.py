@@ -20,6 +20,7 @@ from typing import Any
 from domain.money import MoneyError, to_money
 from domain.orders import Address
 from integrations.protocols import AddressCheck, Label, Parcel, Payload, Rate, TrackerStatus, TrackingEvent
+from integrations.reading import UnexpectedAnswer, answer_object as _object, answer_text as _text
 
 MAX_PAGE_SIZE = 100  # Karrio's largest page of a list
 LABEL_TYPE = "PDF"
@@ -49,10 +50,6 @@ UNLISTED_STATUS = TrackerStatus.EXCEPTION
 # What `track` says of a number Karrio holds no tracker for: Karrio makes one after the buy
 # only for carriers that track, so for now nothing has been scanned.
 NO_TRACKER = "no_tracker"
-
-
-class UnexpectedAnswer(ValueError):
-    """A 2xx answer without what it should carry; names the field, never a value."""
 
 
 # ---------------------------------------------------------------------------- requests
@@ -107,19 +104,6 @@ def build_reference_params(reference: str, offset: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- answers
-
-
-def _object(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise UnexpectedAnswer(f"{field} is not an object")
-    return value
-
-
-def _text(payload: Mapping[str, Any], field: str) -> str:
-    value = payload.get(field)
-    if not isinstance(value, str) or not value:
-        raise UnexpectedAnswer(f"{field} is missing")
-    return value
 
 
 def _moment(event: Mapping[str, Any]) -> datetime | None:

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from integrations.protocols import Payload, Payment, Refund, RefundState
+from integrations.reading import UnexpectedAnswer, answer_object as _object, answer_text as _text
 
 API_VERSION = "2023-08-16"
 MAX_PAGE_SIZE = 100  # Stripe's largest list page
@@ -56,10 +57,6 @@ UNLISTED_STATUS = RefundState.PENDING
 
 SIGNATURE_SCHEME = "v1"
 DEFAULT_TOLERANCE = 300  # seconds, as Stripe's libraries allow
-
-
-class UnexpectedAnswer(ValueError):
-    """A 2xx answer without what it should carry; names the field, never a value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,19 +173,6 @@ def build_refunds_query(payment: str, starting_after: str | None = None) -> dict
 
 
 # ---------------------------------------------------------------------------- answers
-
-
-def _object(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise UnexpectedAnswer(f"{field} is not an object")
-    return value
-
-
-def _text(payload: Mapping[str, Any], field: str) -> str:
-    value = payload.get(field)
-    if not isinstance(value, str) or not value:
-        raise UnexpectedAnswer(f"{field} is missing")
-    return value
 
 
 def _integer(payload: Mapping[str, Any], field: str) -> int:
